@@ -1,0 +1,185 @@
+package cause
+
+// entries is the taxonomy itself. Edit it here and only here; run
+// `go generate ./internal/cause` to rewrite the docs/causes pages' headers
+// and the cause list in the README (a test fails when they are stale).
+func entries() []Cause {
+	return []Cause{
+		{
+			ID: DNSError, Title: "Upstream name does not resolve", Status: 502, ProxyStatusError: "dns_error", Hop: HopNetwork, Retryable: true,
+			Visitor: "The site's server could not find the address of the service behind it.",
+			Owner:   "The upstream's host name did not resolve (NXDOMAIN, SERVFAIL or a DNS timeout). Check the name in the config, the resolvers in /etc/resolv.conf, and the DNS record itself, or use an IP address.",
+			Signatures: []Signature{
+				{Server: "nginx", Pattern: `could not be resolved|host not found in upstream`},
+				{Server: "apache", Pattern: `AH00898|DNS lookup failure`},
+				{Server: "caddy", Pattern: `dial tcp: lookup .*: (no such host|i/o timeout)`},
+				{Server: "traefik", Pattern: `dial tcp: lookup .*no such host`},
+			},
+		},
+		{
+			ID: ConnectionRefused, Title: "Connection refused", Status: 502, ProxyStatusError: "connection_refused", Hop: HopUpstream, Retryable: true,
+			Visitor: "The site's application server is not accepting connections right now.",
+			Owner:   "Nothing listens on the upstream's address and port: the service is stopped, crashed, restarting, or listens elsewhere. Start it (systemctl status NAME), and check the port in the config against the one it listens on (ss -ltnp).",
+			Signatures: []Signature{
+				{Server: "nginx", Pattern: `connect\(\) failed \(111: `},
+				{Server: "apache", Pattern: `AH00957|AH01102|\(111\)Connection refused`},
+				{Server: "haproxy", Pattern: `Connection refused|SC--`},
+				{Server: "caddy", Pattern: `connect: connection refused`},
+				{Server: "traefik", Pattern: `connect: connection refused`},
+			},
+		},
+		{
+			ID: ConnectionTimeout, Title: "Connection timed out", Status: 504, ProxyStatusError: "connection_timeout", Hop: HopNetwork, Retryable: true,
+			Visitor: "The site's application server did not answer the connection in time.",
+			Owner:   "The TCP connection to the upstream was not established within the dial timeout: a firewall drops packets, the host is down or overloaded, or its listen backlog is full. Check the host is up, the firewall, and the upstream's load; raise timeouts.dial only if the network is known to be slow.",
+			Signatures: []Signature{
+				{Server: "nginx", Pattern: `connect\(\) failed \(110: |upstream timed out \(110: .*while connecting to upstream`},
+				{Server: "apache", Pattern: `\(110\)Connection timed out`},
+				{Server: "haproxy", Pattern: `sC--|Connection timeout`},
+				{Server: "caddy", Pattern: `dial tcp .*: i/o timeout`},
+			},
+		},
+		{
+			ID: DestinationUnavailable, Title: "Upstream host unreachable", Status: 502, ProxyStatusError: "destination_unavailable", Hop: HopNetwork, Retryable: true,
+			Visitor: "The site's application server cannot be reached from the site's gateway.",
+			Owner:   "The network reported the upstream's host or network unreachable (EHOSTUNREACH or ENETUNREACH): a route, an interface or the host itself is down. Check `ip route get ADDRESS` from the gateway host and that the upstream host is up.",
+			Signatures: []Signature{
+				{Server: "nginx", Pattern: `connect\(\) failed \((113|101): `},
+				{Server: "apache", Pattern: `\((113|101)\)`},
+				{Server: "caddy", Pattern: `connect: (no route to host|network is unreachable)`},
+			},
+		},
+		{
+			ID: ConnectionTerminated, Title: "Upstream closed the connection", Status: 502, ProxyStatusError: "connection_terminated", Hop: HopUpstream, Retryable: true,
+			Visitor: "The site's application server hung up before it answered.",
+			Owner:   "The upstream closed or reset the connection before sending any byte of a response: it crashed or was killed while handling the request, hit its own limit, or closed a keep-alive connection the gateway was reusing. The details say reset or closed. Look for crashes and OOM kills in the upstream's log (`gatewise logs`), and keep the upstream's keep-alive timeout longer than the gateway's idle timeout.",
+			Signatures: []Signature{
+				{Server: "nginx", Pattern: `upstream prematurely closed connection while reading response header|recv\(\) failed \(104: `},
+				{Server: "apache", Pattern: `AH01102|\(104\)Connection reset by peer|AH00898.*Error reading from remote server`},
+				{Server: "haproxy", Pattern: `SH--`},
+				{Server: "caddy", Pattern: `connection reset by peer|EOF`},
+				{Server: "traefik", Pattern: `connection reset by peer|EOF`},
+			},
+		},
+		{
+			ID: TLSProtocolError, Title: "TLS handshake with upstream failed", Status: 502, ProxyStatusError: "tls_protocol_error", Hop: HopUpstream, Retryable: false,
+			Visitor: "The site's gateway could not set up a secure connection to its application server.",
+			Owner:   "The TLS handshake with the upstream failed: it speaks plain HTTP on a port the config names with https://, or no protocol version or cipher is shared. Use http:// for a plain port, or fix the upstream's TLS settings.",
+			Signatures: []Signature{
+				{Server: "nginx", Pattern: `SSL_do_handshake\(\) failed`},
+				{Server: "apache", Pattern: `AH01961|AH02003`},
+				{Server: "caddy", Pattern: `tls: first record does not look like a TLS handshake`},
+			},
+		},
+		{
+			ID: TLSCertificateError, Title: "Upstream certificate rejected", Status: 502, ProxyStatusError: "tls_certificate_error", Hop: HopUpstream, Retryable: false,
+			Visitor: "The site's gateway did not trust the certificate of its application server.",
+			Owner:   "The upstream's certificate failed verification: self-signed, issued by an authority the gateway does not trust, expired, or for another name. Give the pool its CA file (tls.ca), fix the server name (tls.server_name), or renew the certificate.",
+			Signatures: []Signature{
+				{Server: "nginx", Pattern: `upstream SSL certificate verify error`},
+				{Server: "apache", Pattern: `AH02039|AH02040`},
+				{Server: "caddy", Pattern: `x509: certificate`},
+				{Server: "traefik", Pattern: `x509: certificate`},
+			},
+		},
+		{
+			ID: HTTPResponseTimeout, Title: "Upstream response timed out", Status: 504, ProxyStatusError: "http_response_timeout", Hop: HopApplication, Retryable: true,
+			Visitor: "The site's application took too long to answer.",
+			Owner:   "The upstream accepted the request but sent no response headers within the response header timeout: a slow query, a lock, an exhausted worker pool or a dependency that hangs. Find the slow requests in the upstream's log and fix them; raise timeouts.response_header only for requests known to be slow.",
+			Signatures: []Signature{
+				{Server: "nginx", Pattern: `upstream timed out \(110: .*while reading response header`},
+				{Server: "apache", Pattern: `AH01102.*timed out|\(70007\)The timeout specified has expired`},
+				{Server: "haproxy", Pattern: `sH--`},
+				{Server: "caddy", Pattern: `timeout awaiting response headers`},
+			},
+		},
+		{
+			ID: HTTPProtocolError, Title: "Upstream sent an invalid response", Status: 502, ProxyStatusError: "http_protocol_error", Hop: HopUpstream, Retryable: false,
+			Visitor: "The site's application server sent an answer the gateway could not understand.",
+			Owner:   "The upstream's response was not valid HTTP/1.1: it speaks another protocol on that port (Redis, MySQL, FastCGI, TLS), or a script printed output before its headers. Check the upstream's address and scheme in the config.",
+			Signatures: []Signature{
+				{Server: "nginx", Pattern: `upstream sent (invalid|no valid) HTTP|upstream sent invalid header`},
+				{Server: "apache", Pattern: `AH01102.*(status line|bad header)`},
+				{Server: "haproxy", Pattern: `PH--`},
+				{Server: "caddy", Pattern: `malformed HTTP`},
+			},
+		},
+		{
+			ID: HTTPResponseHeaderSectionSize, Title: "Upstream response headers too large", Status: 502, ProxyStatusError: "http_response_header_section_size", Hop: HopApplication, Retryable: false,
+			Visitor: "The site's application sent an answer too large for the gateway to accept.",
+			Owner:   "The upstream's response header section exceeded the gateway's limit (limits.response_header_bytes): often huge or many Set-Cookie headers, or debug headers. Trim them in the application, or raise the limit.",
+			Signatures: []Signature{
+				{Server: "nginx", Pattern: `upstream sent too big header`},
+				{Server: "apache", Pattern: `AH10124|header .* too long`},
+				{Server: "haproxy", Pattern: `PH--.*`},
+				{Server: "caddy", Pattern: `server response headers exceeded`},
+			},
+		},
+		{
+			ID: HTTPResponseIncomplete, Title: "Upstream response cut short", Status: 502, ProxyStatusError: "http_response_incomplete", Hop: HopUpstream, Retryable: true,
+			Visitor: "The site's application server stopped in the middle of its answer.",
+			Owner:   "The upstream closed the connection partway through a response: in its header section, or before the body's announced length. When the body was being streamed the visitor's connection is closed so the truncation is visible. Look for crashes, OOM kills and timeouts on the upstream.",
+			Signatures: []Signature{
+				{Server: "nginx", Pattern: `upstream prematurely closed connection while reading upstream`},
+				{Server: "apache", Pattern: `AH01110|AH10019`},
+				{Server: "haproxy", Pattern: `SD--`},
+				{Server: "caddy", Pattern: `unexpected EOF`},
+			},
+		},
+		{
+			ID: NoHealthyUpstream, Title: "No healthy upstream", Status: 503, ProxyStatusError: "destination_unavailable", Hop: HopUpstream, Retryable: true,
+			Visitor: "None of the site's application servers is available right now.",
+			Owner:   "Every target of the pool is down or ejected, or the pool has no target. See the dashboard's upstream health and each target's last failure; start or fix the targets.",
+			Signatures: []Signature{
+				{Server: "nginx", Pattern: `no live upstreams`},
+				{Server: "haproxy", Pattern: `no server available|SC--.*<NOSRV>`},
+				{Server: "caddy", Pattern: `no upstreams available`},
+				{Server: "traefik", Pattern: `no servers? (available|in the pool)`},
+			},
+		},
+		{
+			ID: ConnectionLimitReached, Title: "Too many requests in flight", Status: 503, ProxyStatusError: "connection_limit_reached", Hop: HopGateway, Retryable: true,
+			Visitor: "The site is busier than it can handle right now.",
+			Owner:   "The pool's concurrency limit and its queue were full, so the gateway turned the request away rather than overload the upstream. Add capacity, or raise the limit if the upstream can take more.",
+			Signatures: []Signature{
+				{Server: "haproxy", Pattern: `sQ--|maxconn`},
+				{Server: "nginx", Pattern: `limiting connections by zone`},
+			},
+		},
+		{
+			ID: RateLimited, Title: "Rate limit exceeded", Status: 429, ProxyStatusError: "http_request_denied", Hop: HopVisitor, Retryable: true,
+			Visitor: "Too many requests came from your connection in a short time.",
+			Owner:   "The client exceeded a rate limit of the route. If legitimate clients hit it, raise the limit or key it differently (behind a proxy, list it in trusted_proxies).",
+			Signatures: []Signature{
+				{Server: "nginx", Pattern: `limiting requests, excess`},
+			},
+		},
+		{
+			ID: ClientClosed, Title: "Visitor closed the connection", Status: 499, ProxyStatusError: "", Hop: HopVisitor, Retryable: true,
+			Visitor: "You closed the connection before the site answered.",
+			Owner:   "The visitor's client went away before the response was complete; nothing was sent. Many of these on one route mean it is slow enough that visitors give up.",
+			Signatures: []Signature{
+				{Server: "nginx", Pattern: `" 499 |client prematurely closed connection`},
+				{Server: "haproxy", Pattern: `CD--|CH--|CR--`},
+			},
+		},
+		{
+			ID: UpstreamErrorStatus, Title: "Upstream answered with an error", Status: 0, ProxyStatusError: "", Hop: HopUpstream, Retryable: true,
+			Visitor: "The site's application server reported an error of its own.",
+			Owner:   "The upstream itself answered 502, 503 or 504; the gateway passed its response through untouched. The failure is behind the upstream: another proxy, its application, or a dependency. Read that server's own logs.",
+			Signatures: []Signature{
+				{Server: "nginx", Pattern: `upstream_status=50[234]`},
+			},
+		},
+		{
+			ID: ProxyConfigurationError, Title: "Gateway misconfigured", Status: 500, ProxyStatusError: "proxy_configuration_error", Hop: HopGateway, Retryable: false,
+			Visitor: "The site's gateway is not set up to serve this address.",
+			Owner:   "No route matched the request, or its route names a pool that cannot serve it. Check routes and pools with `gatewise config validate`.",
+		},
+		{
+			ID: ProxyInternalError, Title: "Gateway internal error", Status: 500, ProxyStatusError: "proxy_internal_error", Hop: HopGateway, Retryable: true,
+			Visitor: "The site's gateway ran into a problem of its own.",
+			Owner:   "gatewise failed for a reason outside the taxonomy. The warning log line has the error; please report it with the request ID.",
+		},
+	}
+}

@@ -1,0 +1,187 @@
+// Package config holds gatewise's configuration: the structs that a
+// gatewise.yaml file decodes into, their defaults, and validation whose
+// errors name the file, the line and the field.
+package config
+
+import (
+	"time"
+)
+
+// Config is the whole configuration of `gatewise serve`.
+type Config struct {
+	// Listeners are the public addresses the gateway accepts visitors on.
+	// At least one is required.
+	Listeners []Listener `yaml:"listeners"`
+	// Admin is the admin listener (metrics, health, dashboard). Default:
+	// 127.0.0.1:9090.
+	Admin Admin `yaml:"admin"`
+	// AccessLog is where the JSON access log goes: "stdout" (the default),
+	// "stderr", "off", or a file path (opened for append).
+	AccessLog string `yaml:"access_log"`
+	// ErrorPages controls the pages the gateway answers failures with.
+	ErrorPages ErrorPages `yaml:"error_pages"`
+	// Forwarding controls the forwarding headers sent upstream.
+	Forwarding Forwarding `yaml:"forwarding"`
+	// Pools are the named upstream pools that routes send requests to.
+	Pools map[string]*Pool `yaml:"pools"`
+	// Routes map a request's host and path prefix to a pool, first match
+	// wins in the order given. When empty and there is exactly one pool,
+	// every request goes to it.
+	Routes []Route `yaml:"routes"`
+	// ShutdownTimeout is how long in-flight requests may take to finish
+	// after SIGTERM or SIGINT. Default: 30s.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// Limits bound what visitors may send.
+	Limits Limits `yaml:"limits"`
+
+	// File is the path the config was read from; empty for a config built
+	// from flags. Not read from YAML.
+	File string `yaml:"-"`
+}
+
+// Listener is one public address.
+type Listener struct {
+	// Address is host:port to listen on, such as "0.0.0.0:443". Required.
+	Address string `yaml:"address"`
+	// TLS, when set, serves HTTPS with the given certificate; HTTP/2 is
+	// offered by ALPN. Default: plain HTTP/1.1 (and h2c is not offered).
+	TLS *ListenerTLS `yaml:"tls"`
+}
+
+// ListenerTLS names a certificate and key in PEM files.
+type ListenerTLS struct {
+	// Cert is the path of the PEM certificate chain. Required.
+	Cert string `yaml:"cert"`
+	// Key is the path of the PEM private key. Required.
+	Key string `yaml:"key"`
+}
+
+// Admin is the admin listener.
+type Admin struct {
+	// Address is host:port of the admin listener. Default: 127.0.0.1:9090.
+	// "off" disables it. A non-loopback address is refused unless
+	// AllowRemote is set.
+	Address string `yaml:"address"`
+	// AllowRemote permits a non-loopback admin address. Default: false.
+	AllowRemote bool `yaml:"allow_remote"`
+}
+
+// ErrorPages controls the gateway's own error responses.
+type ErrorPages struct {
+	// Templates is a directory whose page.html, problem.json and page.txt
+	// replace the built-in templates. Default: the built-in ones.
+	Templates string `yaml:"templates"`
+	// ShowDetailsTo lists client networks (CIDR) that see the internal
+	// detail of a failure (upstream address, raw error) on the page.
+	// Default: none.
+	ShowDetailsTo []string `yaml:"show_details_to"`
+}
+
+// Forwarding controls the headers that tell the upstream who the visitor is.
+type Forwarding struct {
+	// XForwarded sends X-Forwarded-For, -Proto and -Host. Default: true.
+	XForwarded *bool `yaml:"x_forwarded"`
+	// Forwarded sends the RFC 7239 Forwarded header. Default: false.
+	Forwarded *bool `yaml:"forwarded"`
+	// Via adds "1.1 gatewise" to the Via header of requests and responses.
+	// Default: true.
+	Via *bool `yaml:"via"`
+	// TrustedProxies lists networks (CIDR) whose X-Forwarded-For and
+	// Forwarded headers are kept and appended to; from anyone else they
+	// are replaced. Default: none.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+}
+
+// Limits bounds what visitors may send and what upstreams may answer.
+type Limits struct {
+	// RequestHeaderBytes is the largest request header section accepted.
+	// Default: 64KiB.
+	RequestHeaderBytes ByteSize `yaml:"request_header_bytes"`
+	// ResponseHeaderBytes is the largest response header section accepted
+	// from an upstream. Default: 1MiB.
+	ResponseHeaderBytes ByteSize `yaml:"response_header_bytes"`
+	// ReadHeaderTimeout bounds how long a visitor may take to send the
+	// request headers. Default: 10s.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// ClientIdleTimeout is how long a visitor's idle keep-alive
+	// connection is kept. Default: 75s.
+	ClientIdleTimeout Duration `yaml:"client_idle_timeout"`
+}
+
+// Pool is a named group of upstream targets.
+type Pool struct {
+	// Targets are the servers of the pool. At least one is required.
+	Targets []Target `yaml:"targets"`
+	// Timeouts bound each phase of a request to a target.
+	Timeouts Timeouts `yaml:"timeouts"`
+	// TLS configures connections to https:// targets.
+	TLS UpstreamTLS `yaml:"tls"`
+	// MaxIdlePerTarget is how many idle keep-alive connections are kept
+	// per target. Default: 64.
+	MaxIdlePerTarget int `yaml:"max_idle_per_target"`
+
+	// Name is the pool's key in Config.Pools. Not read from YAML.
+	Name string `yaml:"-"`
+}
+
+// Target is one upstream server.
+type Target struct {
+	// URL is the target's address with its scheme: http://host:port or
+	// https://host:port. Required.
+	URL string `yaml:"url"`
+	// Weight is the target's share of requests relative to the others.
+	// Default: 1. Zero is refused; remove the target instead.
+	Weight int `yaml:"weight"`
+}
+
+// Timeouts bound each phase of a request to an upstream.
+type Timeouts struct {
+	// Dial bounds establishing the TCP connection. Default: 5s.
+	Dial Duration `yaml:"dial"`
+	// TLSHandshake bounds the TLS handshake. Default: 5s.
+	TLSHandshake Duration `yaml:"tls_handshake"`
+	// ResponseHeader bounds the wait for the response headers after the
+	// request is written. Default: 30s.
+	ResponseHeader Duration `yaml:"response_header"`
+	// Idle is how long an idle keep-alive connection to a target is kept.
+	// Keep it shorter than the upstream's own keep-alive timeout.
+	// Default: 60s.
+	Idle Duration `yaml:"idle"`
+	// Request bounds the whole exchange, body included. Zero (the
+	// default) means no limit, so long downloads and streams work.
+	Request Duration `yaml:"request"`
+}
+
+// UpstreamTLS configures TLS to https:// targets.
+type UpstreamTLS struct {
+	// CA is a PEM file of authorities to trust instead of the system's.
+	// Default: the system's roots.
+	CA string `yaml:"ca"`
+	// ServerName overrides the name verified in the certificate and sent
+	// in SNI. Default: the target's host.
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify turns off certificate verification. Default:
+	// false. Never use it across an untrusted network.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// Route maps requests to a pool.
+type Route struct {
+	// Name identifies the route in logs and metrics. Default: "HOST PATH".
+	Name string `yaml:"name"`
+	// Host matches the request's host (port ignored, case-insensitive);
+	// "*.example.com" matches any subdomain. Default: any host.
+	Host string `yaml:"host"`
+	// Path is a path prefix, such as "/api/". Default: "/".
+	Path string `yaml:"path"`
+	// Pool is the name of the pool serving the route. Required.
+	Pool string `yaml:"pool"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("5s",
+// "1m30s") in YAML.
+type Duration struct{ time.Duration }
+
+// ByteSize is a size in bytes written as a number with an optional unit
+// ("512", "64KiB", "1MiB", "2MB") in YAML.
+type ByteSize int64
