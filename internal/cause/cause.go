@@ -33,6 +33,7 @@ const (
 	RateLimited                   ID = "rate_limited"
 	ClientClosed                  ID = "client_closed"
 	UpstreamErrorStatus           ID = "upstream_error_status"
+	NoRoute                       ID = "no_route"
 	ProxyConfigurationError       ID = "proxy_configuration_error"
 	ProxyInternalError            ID = "proxy_internal_error"
 )

@@ -35,10 +35,9 @@ const (
 	PhaseHeaders
 )
 
-var phaseNames = [...]string{"none", "dns", "connect", "tls", "connected", "request_written", "first_byte", "headers"}
-
 // String returns the phase's name as used in logs, such as "request_written".
 func (p Phase) String() string {
+	phaseNames := [...]string{"none", "dns", "connect", "tls", "connected", "request_written", "first_byte", "headers"}
 	if int(p) < len(phaseNames) {
 		return phaseNames[p]
 	}

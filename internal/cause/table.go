@@ -172,9 +172,14 @@ func entries() []Cause {
 			},
 		},
 		{
+			ID: NoRoute, Title: "No route for this address", Status: 404, ProxyStatusError: "destination_not_found", Hop: HopGateway, Retryable: false,
+			Visitor: "This site's gateway does not serve this address.",
+			Owner:   "No route matched the request's host and path, so the gateway had nowhere to send it. Add a route (or a catch-all route with no host and path /) if the address should be served; scanners asking for other hosts land here too.",
+		},
+		{
 			ID: ProxyConfigurationError, Title: "Gateway misconfigured", Status: 500, ProxyStatusError: "proxy_configuration_error", Hop: HopGateway, Retryable: false,
 			Visitor: "The site's gateway is not set up to serve this address.",
-			Owner:   "No route matched the request, or its route names a pool that cannot serve it. Check routes and pools with `gatewise config validate`.",
+			Owner:   "The request's route names a pool that cannot serve it, or the gateway could not build the request to the upstream from its config. Check routes and pools with `gatewise config validate`.",
 		},
 		{
 			ID: ProxyInternalError, Title: "Gateway internal error", Status: 500, ProxyStatusError: "proxy_internal_error", Hop: HopGateway, Retryable: true,

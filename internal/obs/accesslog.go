@@ -1,0 +1,216 @@
+package obs
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gatewise/gatewise/internal/cause"
+)
+
+// RequestIDHeader is the header that carries the request ID, in both
+// directions.
+const RequestIDHeader = "X-Request-ID"
+
+// maxRequestIDLen bounds an incoming request ID that is kept.
+const maxRequestIDLen = 128
+
+// SaneRequestID reports whether an incoming request ID may be kept: 1 to 128
+// characters from letters, digits and "-_.:+=/". Anything else is replaced,
+// so a hostile ID cannot inject into logs or pages.
+func SaneRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("-_.:+=/", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// NewRequestID returns a new random request ID: 20 hexadecimal characters
+// (80 bits).
+func NewRequestID() string {
+	var b [10]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return hex.EncodeToString(b[:])
+}
+
+// AccessLog is the outermost middleware: it gives each request its ID and a
+// Record, counts it, and writes one JSON line per request when it ends.
+type AccessLog struct {
+	// Logger receives one line per request. Nil means no access log.
+	Logger *slog.Logger
+	// Metrics counts requests. Nil means no metrics.
+	Metrics *Metrics
+	// Now returns the time. Nil means time.Now.
+	Now func() time.Time
+}
+
+// Wrap returns next wrapped by the access log.
+func (a *AccessLog) Wrap(next http.Handler) http.Handler {
+	now := a.Now
+	if now == nil {
+		now = time.Now
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := now()
+		id := r.Header.Get(RequestIDHeader)
+		if !SaneRequestID(id) {
+			id = NewRequestID()
+			r.Header.Set(RequestIDHeader, id)
+		}
+		rec := NewRecord(id, start)
+		r = r.WithContext(WithRecord(r.Context(), rec))
+		sw := &statusWriter{ResponseWriter: w}
+		if a.Metrics != nil {
+			a.Metrics.inFlight.Inc()
+		}
+		defer func() {
+			p := recover()
+			if p != nil && p != http.ErrAbortHandler { //nolint:errorlint // a panic value, not an error chain
+				rec.Fail(cause.New(cause.ProxyInternalError, "panic", panicError{p}))
+			}
+			if p == http.ErrAbortHandler && rec.Snapshot().Err == nil { //nolint:errorlint // a panic value
+				// The proxy aborted without an upstream read error: the
+				// visitor's side failed while the body was being written.
+				rec.Fail(cause.New(cause.ClientClosed, "write", nil))
+			}
+			a.finish(r, rec, sw, now().Sub(start))
+			if a.Metrics != nil {
+				a.Metrics.inFlight.Dec()
+			}
+			if p != nil {
+				panic(p)
+			}
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+type panicError struct{ v any }
+
+func (p panicError) Error() string { return "panic: " + slog.AnyValue(p.v).String() }
+
+func (a *AccessLog) finish(r *http.Request, rec *Record, sw *statusWriter, d time.Duration) {
+	s := rec.Snapshot()
+	status := sw.status
+	var id cause.ID
+	if s.Err != nil {
+		id = s.Err.ID
+		if id == cause.ClientClosed && status == 0 {
+			status = 499
+		}
+	}
+	if status == 0 {
+		status = http.StatusOK
+	}
+	route := s.Route
+	if route == "" {
+		route = "-"
+	}
+	if a.Metrics != nil {
+		a.Metrics.ObserveRequest(route, status, id, d)
+	}
+	if a.Logger == nil {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 24)
+	attrs = append(attrs,
+		slog.String("request_id", rec.ID),
+		slog.String("remote", clientIP(r.RemoteAddr)),
+		slog.String("method", r.Method),
+		slog.String("host", r.Host),
+		slog.String("path", r.URL.RequestURI()),
+		slog.String("proto", r.Proto),
+		slog.Int("status", status),
+		slog.String("cause", string(id)),
+		slog.String("route", route),
+		slog.String("pool", s.Pool),
+		slog.String("upstream", s.Target),
+		slog.Int("attempts", s.Attempts),
+		slog.Int("upstream_status", s.UpstreamStatus),
+		slog.Int64("bytes_in", r.ContentLength),
+		slog.Int64("bytes_out", sw.bytes),
+		slog.Float64("duration_ms", ms(d)),
+		slog.Float64("dns_ms", ms(s.Phases.DNS)),
+		slog.Float64("connect_ms", ms(s.Phases.Connect)),
+		slog.Float64("tls_ms", ms(s.Phases.TLS)),
+		slog.Float64("first_byte_ms", ms(s.Phases.FirstByte)),
+		slog.Bool("reused", s.Phases.Reused),
+		slog.String("user_agent", r.UserAgent()),
+	)
+	if s.Err != nil {
+		attrs = append(attrs, slog.String("phase", s.Err.Phase.String()))
+	}
+	a.Logger.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func clientIP(remote string) string {
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		return host
+	}
+	return remote
+}
+
+// statusWriter records the status and the body bytes written. It passes
+// Flush and Hijack through (via Unwrap for http.ResponseController), so
+// streaming and WebSocket upgrades work behind it.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 || (w.status >= 100 && w.status < 200 && code != http.StatusSwitchingProtocols) {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Flush sends buffered data to the client.
+func (w *statusWriter) Flush() {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Hijack takes over the connection (WebSocket upgrades).
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errNotHijacker
+	}
+	return h.Hijack()
+}
+
+// Unwrap returns the wrapped writer, for http.ResponseController.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+var errNotHijacker = errors.New("response writer does not support hijacking")

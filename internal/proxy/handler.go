@@ -1,0 +1,467 @@
+// Package proxy is the gateway's request handler: it matches a route, picks
+// a target of the route's pool, makes the attempt with an httptrace to learn
+// the phase reached, classifies any failure into a cause from the one
+// taxonomy, and answers with the upstream's response or an error response
+// that explains itself.
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatewise/gatewise/internal/cause"
+	"github.com/gatewise/gatewise/internal/config"
+	"github.com/gatewise/gatewise/internal/errorpage"
+	"github.com/gatewise/gatewise/internal/obs"
+	"github.com/gatewise/gatewise/internal/upstream"
+)
+
+// Options configures a Handler.
+type Options struct {
+	// Config is the validated config with defaults applied. Required.
+	Config *config.Config
+	// Renderer writes error responses. Required.
+	Renderer *errorpage.Renderer
+	// Causes is the cause table. Nil means cause.NewTable().
+	Causes *cause.Table
+	// Metrics counts attempts and failures. Nil means no metrics.
+	Metrics *obs.Metrics
+	// Logger receives a warning line per failed attempt. Nil means none.
+	Logger *slog.Logger
+	// Now returns the time. Nil means time.Now.
+	Now func() time.Time
+}
+
+// Handler proxies requests to the pools of one config. Build a new Handler
+// to apply a new config, and Close the old one when it is replaced.
+type Handler struct {
+	routes      *routeTable
+	pools       map[string]*poolProxy
+	renderer    *errorpage.Renderer
+	causes      *cause.Table
+	metrics     *obs.Metrics
+	log         *slog.Logger
+	now         func() time.Time
+	showDetails []netip.Prefix
+	trusted     []netip.Prefix
+	xForwarded  bool
+	forwarded   bool
+	via         bool
+}
+
+// poolProxy is a pool with the reverse proxy that serves it.
+type poolProxy struct {
+	pool *upstream.Pool
+	rp   *httputil.ReverseProxy
+}
+
+// New builds a Handler from a validated config.
+func New(opts Options) (*Handler, error) {
+	cfg := opts.Config
+	h := &Handler{
+		pools:      make(map[string]*poolProxy, len(cfg.Pools)),
+		renderer:   opts.Renderer,
+		causes:     opts.Causes,
+		metrics:    opts.Metrics,
+		log:        opts.Logger,
+		now:        opts.Now,
+		xForwarded: boolOr(cfg.Forwarding.XForwarded, true),
+		forwarded:  boolOr(cfg.Forwarding.Forwarded, false),
+		via:        boolOr(cfg.Forwarding.Via, true),
+	}
+	if h.causes == nil {
+		h.causes = cause.NewTable()
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	var err error
+	if h.showDetails, err = parsePrefixes(cfg.ErrorPages.ShowDetailsTo); err != nil {
+		return nil, fmt.Errorf("error_pages.show_details_to: %w", err)
+	}
+	if h.trusted, err = parsePrefixes(cfg.Forwarding.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("forwarding.trusted_proxies: %w", err)
+	}
+	buffers := &bufferPool{}
+	for name, pc := range cfg.Pools {
+		pc.Name = name
+		pool, err := upstream.NewPool(pc, cfg.Limits)
+		if err != nil {
+			h.Close()
+			return nil, err
+		}
+		pp := &poolProxy{pool: pool}
+		pp.rp = &httputil.ReverseProxy{
+			Rewrite:        h.rewrite,
+			Transport:      &attemptTransport{h: h, pool: pool},
+			ModifyResponse: h.modifyResponse,
+			ErrorHandler:   h.errorHandler,
+			ErrorLog:       log.New(io.Discard, "", 0), // failures are classified and logged by us
+			BufferPool:     buffers,
+		}
+		h.pools[name] = pp
+	}
+	routes := make([]*route, 0, len(cfg.Routes)+1)
+	for _, rc := range cfg.Routes {
+		pp, ok := h.pools[rc.Pool]
+		if !ok {
+			h.Close()
+			return nil, fmt.Errorf("route %q: unknown pool %q", rc.Name, rc.Pool)
+		}
+		host := strings.ToLower(strings.TrimSuffix(rc.Host, "."))
+		routes = append(routes, &route{name: rc.Name, host: host, wildcard: strings.HasPrefix(host, "*."), path: rc.Path, pool: pp})
+	}
+	if len(cfg.Routes) == 0 && len(h.pools) == 1 {
+		for name, pp := range h.pools {
+			routes = append(routes, &route{name: name, path: "/", pool: pp})
+		}
+	}
+	h.routes = newRouteTable(routes)
+	return h, nil
+}
+
+// Close releases the idle upstream connections of every pool.
+func (h *Handler) Close() {
+	for _, pp := range h.pools {
+		pp.pool.Close()
+	}
+}
+
+func boolOr(b *bool, def bool) bool {
+	if b == nil {
+		return def
+	}
+	return *b
+}
+
+func parsePrefixes(cidrs []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(cidrs))
+	for _, s := range cidrs {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("%q: %w", s, err)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+func inPrefixes(remoteAddr string, prefixes []netip.Prefix) bool {
+	if len(prefixes) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	a := ap.Addr().Unmap()
+	for _, p := range prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// ServeHTTP routes the request to its pool's reverse proxy.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rec := obs.RecordFrom(r.Context())
+	if rec == nil {
+		id := r.Header.Get(obs.RequestIDHeader)
+		if !obs.SaneRequestID(id) {
+			id = obs.NewRequestID()
+			r.Header.Set(obs.RequestIDHeader, id)
+		}
+		rec = obs.NewRecord(id, h.now())
+		r = r.WithContext(obs.WithRecord(r.Context(), rec))
+	}
+	rt := h.routes.match(r.Host, r.URL.Path)
+	if rt == nil {
+		ce := cause.New(cause.NoRoute, "", nil)
+		rec.Fail(ce)
+		h.respond(w, r, rec, ce, "", "")
+		return
+	}
+	rec.SetRoute(rt.name, rt.pool.pool.Name)
+	if d := rt.pool.pool.Timeouts.Request.Duration; d > 0 {
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		r = r.WithContext(ctx)
+	}
+	rt.pool.rp.ServeHTTP(w, r)
+}
+
+// rewrite builds the outgoing request's headers. The target's address is
+// set per attempt by attemptTransport.
+func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
+	in, out := pr.In, pr.Out
+	out.Host = in.Host // the visitor's Host goes through, as Caddy and Traefik do
+	trusted := inPrefixes(in.RemoteAddr, h.trusted)
+	if h.xForwarded {
+		if trusted {
+			if v := in.Header.Values("X-Forwarded-For"); len(v) > 0 {
+				out.Header["X-Forwarded-For"] = append([]string(nil), v...)
+			}
+		}
+		pr.SetXForwarded()
+		if trusted {
+			if v := in.Header.Get("X-Forwarded-Proto"); v != "" {
+				out.Header.Set("X-Forwarded-Proto", v)
+			}
+			if v := in.Header.Get("X-Forwarded-Host"); v != "" {
+				out.Header.Set("X-Forwarded-Host", v)
+			}
+		}
+	}
+	if h.forwarded {
+		var prior []string
+		if trusted {
+			prior = in.Header.Values("Forwarded")
+		}
+		out.Header["Forwarded"] = append(append([]string(nil), prior...), forwardedElement(in))
+	}
+	if h.via {
+		out.Header.Add("Via", viaValue(in.ProtoMajor, in.ProtoMinor))
+	}
+}
+
+// forwardedElement returns the RFC 7239 element for this hop.
+func forwardedElement(in *http.Request) string {
+	proto := "http"
+	if in.TLS != nil {
+		proto = "https"
+	}
+	var b strings.Builder
+	b.WriteString("for=")
+	if ap, err := netip.ParseAddrPort(in.RemoteAddr); err == nil {
+		a := ap.Addr().Unmap()
+		if a.Is6() {
+			b.WriteString(`"[` + a.String() + `]"`)
+		} else {
+			b.WriteString(a.String())
+		}
+	} else {
+		b.WriteString("unknown")
+	}
+	b.WriteString(";host=" + strconv.Quote(in.Host))
+	b.WriteString(";proto=" + proto)
+	return b.String()
+}
+
+func viaValue(major, minor int) string {
+	if major >= 2 {
+		return strconv.Itoa(major) + " gatewise"
+	}
+	return strconv.Itoa(major) + "." + strconv.Itoa(minor) + " gatewise"
+}
+
+// modifyResponse runs on each upstream response before it is copied to the
+// visitor.
+func (h *Handler) modifyResponse(res *http.Response) error {
+	req := res.Request
+	rec := obs.RecordFrom(req.Context())
+	if rec != nil {
+		rec.SetUpstreamStatus(res.StatusCode)
+		if res.Header.Get(obs.RequestIDHeader) == "" {
+			res.Header.Set(obs.RequestIDHeader, rec.ID)
+		}
+	}
+	if h.via {
+		res.Header.Add("Via", viaValue(res.ProtoMajor, res.ProtoMinor))
+	}
+	switch res.StatusCode {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		// The upstream's own error: passed through untouched, but counted,
+		// logged and marked as received in Proxy-Status (RFC 9209 2.1.1).
+		s := rec.Snapshot()
+		ce := &cause.Error{ID: cause.UpstreamErrorStatus, Detail: strconv.Itoa(res.StatusCode), Phase: cause.PhaseHeaders, Target: s.Target}
+		rec.Fail(ce)
+		h.observeFailure(req, rec, s.Pool, ce)
+		res.Header.Add("Proxy-Status", fmt.Sprintf("gatewise; received-status=%d", res.StatusCode))
+	}
+	if res.StatusCode != http.StatusSwitchingProtocols && res.Body != nil {
+		res.Body = &bodyReader{ReadCloser: res.Body, h: h, req: req}
+	}
+	return nil
+}
+
+// errorHandler answers a request whose attempt failed before the response
+// headers were copied.
+func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	rec := obs.RecordFrom(r.Context())
+	ce, ok := cause.Of(err)
+	if !ok {
+		// Not from an attempt (the reverse proxy itself failed, e.g. a
+		// WebSocket upgrade the writer cannot hijack).
+		ce = classify(err, classification{clientGone: r.Context().Err() != nil})
+		if ce.ID == cause.ProxyInternalError {
+			ce.Detail = "proxy"
+		}
+		h.observeFailure(r, rec, rec.Snapshot().Pool, ce)
+	}
+	rec.Fail(ce)
+	s := rec.Snapshot()
+	h.respond(w, r, rec, ce, s.Route, s.Pool)
+}
+
+// respond writes the error response for ce, unless the visitor is gone.
+func (h *Handler) respond(w http.ResponseWriter, r *http.Request, rec *obs.Record, ce *cause.Error, route, pool string) {
+	if ce.ID == cause.ClientClosed {
+		return
+	}
+	p := errorpage.Problem{
+		Cause:     h.causes.Get(ce.ID),
+		Detail:    ce.Detail,
+		RequestID: rec.ID,
+	}
+	if inPrefixes(r.RemoteAddr, h.showDetails) {
+		p.ShowInternal = true
+		p.Internal = ce.Error()
+		p.Route, p.Upstream = route, pool
+	}
+	h.renderer.Write(w, r, p)
+}
+
+// observeFailure counts and logs a failed attempt (or an upstream's own
+// error status) for the owner.
+func (h *Handler) observeFailure(r *http.Request, rec *obs.Record, pool string, ce *cause.Error) {
+	if ce.ID == cause.ClientClosed {
+		h.log.LogAttrs(r.Context(), slog.LevelInfo, "visitor closed the connection",
+			slog.String("request_id", rec.ID), slog.String("cause", string(ce.ID)),
+			slog.String("pool", pool), slog.String("upstream", ce.Target), slog.String("phase", ce.Phase.String()))
+		return
+	}
+	if h.metrics != nil {
+		h.metrics.ObserveFailure(pool, ce.Target, ce.ID)
+	}
+	c := h.causes.Get(ce.ID)
+	attrs := []slog.Attr{
+		slog.String("request_id", rec.ID),
+		slog.String("cause", string(ce.ID)),
+		slog.String("detail", ce.Detail),
+		slog.String("pool", pool),
+		slog.String("upstream", ce.Target),
+		slog.String("phase", ce.Phase.String()),
+		slog.String("method", r.Method),
+		slog.String("host", r.Host),
+		slog.String("path", r.URL.Path),
+		slog.String("owner", c.Owner),
+	}
+	if ce.Err != nil {
+		attrs = append(attrs, slog.String("error", ce.Err.Error()))
+	}
+	h.log.LogAttrs(r.Context(), slog.LevelWarn, c.Title, attrs...)
+}
+
+// attemptTransport makes one attempt of a request to a target of its pool.
+type attemptTransport struct {
+	h    *Handler
+	pool *upstream.Pool
+}
+
+// RoundTrip picks a target, sends the request to it with a trace, and
+// returns the response or a *cause.Error.
+func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	h := t.h
+	rec := obs.RecordFrom(req.Context())
+	target := t.pool.Pick()
+	if target == nil {
+		ce := &cause.Error{ID: cause.NoHealthyUpstream, Detail: "no targets"}
+		h.observeFailure(req, rec, t.pool.Name, ce)
+		return nil, ce
+	}
+	rec.StartAttempt(target.Addr)
+	if h.metrics != nil {
+		h.metrics.ObserveAttempt(t.pool.Name, target.Addr)
+	}
+	req.URL.Scheme = target.URL.Scheme
+	req.URL.Host = target.URL.Host
+	tr := newAttemptTrace(h.now)
+	traced := req.WithContext(httptraceContext(req.Context(), tr))
+	res, err := t.pool.Transport.RoundTrip(traced)
+	phase, phases, read := tr.state()
+	rec.SetPhases(phases)
+	if err != nil {
+		ce := classify(err, classification{
+			phase:          phase,
+			bytesRead:      read,
+			maxHeaderBytes: t.pool.MaxResponseHeaderBytes,
+			clientGone:     clientGone(req),
+		})
+		ce.Target = target.Addr
+		h.observeFailure(req, rec, t.pool.Name, ce)
+		return nil, ce
+	}
+	if h.metrics != nil {
+		h.metrics.ObserveFirstByte(t.pool.Name, phases.FirstByte)
+	}
+	return res, nil
+}
+
+// clientGone reports whether the visitor cancelled the request (as opposed
+// to the gateway's own request timeout expiring).
+func clientGone(req *http.Request) bool {
+	return req.Context().Err() == context.Canceled //nolint:errorlint // Err returns the sentinel itself
+}
+
+// bodyReader classifies a failure while the upstream's body is copied.
+type bodyReader struct {
+	io.ReadCloser
+	h      *Handler
+	req    *http.Request
+	failed bool
+}
+
+// Read reads the upstream body; a read error other than EOF is recorded as
+// http_response_incomplete (or client_closed when the visitor left).
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && !b.failed { //nolint:errorlint // io.EOF is returned unwrapped by contract
+		b.failed = true
+		rec := obs.RecordFrom(b.req.Context())
+		ce := classify(err, classification{phase: cause.PhaseHeaders, clientGone: clientGone(b.req)})
+		s := rec.Snapshot()
+		ce.Target = s.Target
+		rec.Fail(ce)
+		b.h.observeFailure(b.req, rec, s.Pool, ce)
+	}
+	return n, err
+}
+
+// bufferPool lends 32 KiB copy buffers to the reverse proxies.
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32*1024)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
+
+// remoteIP returns the IP part of a RemoteAddr.
+func remoteIP(remote string) string {
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		return host
+	}
+	return remote
+}

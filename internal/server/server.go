@@ -1,0 +1,383 @@
+// Package server wires a gatewise config into running listeners: the public
+// listeners (plain HTTP/1.1, or TLS with HTTP/2 by ALPN), the middleware
+// chain in front of the proxy, the admin listener with metrics, live reload
+// of a new config, and graceful shutdown.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/gatewise/gatewise/internal/cause"
+	"github.com/gatewise/gatewise/internal/config"
+	"github.com/gatewise/gatewise/internal/errorpage"
+	"github.com/gatewise/gatewise/internal/obs"
+	"github.com/gatewise/gatewise/internal/proxy"
+)
+
+// Options are what a Server needs besides its config.
+type Options struct {
+	// Stdout is where access_log "stdout" writes. Nil means os.Stdout.
+	Stdout io.Writer
+	// Logger is the process log (warnings per failure, state changes).
+	// Nil means a JSON logger on os.Stderr.
+	Logger *slog.Logger
+	// Now returns the time. Nil means time.Now.
+	Now func() time.Time
+}
+
+// Server is a running gateway.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	causes  *cause.Table
+	reg     *prometheus.Registry
+	metrics *obs.Metrics
+
+	mu        sync.Mutex // serialises Start, Reload and Shutdown
+	cfg       *config.Config
+	root      atomic.Pointer[generation]
+	certs     atomic.Pointer[map[string]*tls.Certificate] // by listener address
+	listeners []net.Listener
+	servers   []*http.Server
+	admin     *http.Server
+	adminLn   net.Listener
+	errs      chan error
+}
+
+// generation is everything built from one config that a reload replaces.
+type generation struct {
+	handler   http.Handler
+	proxy     *proxy.Handler
+	accessOut io.Closer // the access-log file, nil for stdout/stderr/off
+}
+
+// New builds a server for cfg, which must be validated with defaults
+// applied. It does not listen yet: call Start.
+func New(cfg *config.Config, opts Options) (*Server, error) {
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Server{opts: opts, log: opts.Logger, causes: cause.NewTable(), reg: prometheus.NewRegistry(), errs: make(chan error, 8)}
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m, err := obs.NewMetrics(s.reg)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	s.metrics = m
+	gen, err := s.build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.loadCerts(cfg); err != nil {
+		gen.close()
+		return nil, err
+	}
+	s.cfg = cfg
+	s.root.Store(gen)
+	return s, nil
+}
+
+// build makes the handler chain for cfg. The order, outermost first:
+// access log (request ID, record, metrics) -> proxy (route, attempt,
+// classify, respond). Limits and the cache slot in between as they land.
+func (s *Server) build(cfg *config.Config) (*generation, error) {
+	renderer, err := errorpage.New(errorpage.Options{TemplatesDir: cfg.ErrorPages.Templates, Now: s.opts.Now})
+	if err != nil {
+		return nil, fmt.Errorf("error_pages: %w", err)
+	}
+	access, closer, err := s.accessLogger(cfg.AccessLog)
+	if err != nil {
+		return nil, err
+	}
+	ph, err := proxy.New(proxy.Options{Config: cfg, Renderer: renderer, Causes: s.causes, Metrics: s.metrics, Logger: s.log, Now: s.opts.Now})
+	if err != nil {
+		if closer != nil {
+			_ = closer.Close()
+		}
+		return nil, err
+	}
+	al := &obs.AccessLog{Logger: access, Metrics: s.metrics, Now: s.opts.Now}
+	return &generation{handler: al.Wrap(ph), proxy: ph, accessOut: closer}, nil
+}
+
+func (g *generation) close() {
+	g.proxy.Close()
+	if g.accessOut != nil {
+		_ = g.accessOut.Close()
+	}
+}
+
+// accessLogger opens the access-log destination.
+func (s *Server) accessLogger(dest string) (*slog.Logger, io.Closer, error) {
+	var w io.Writer
+	var closer io.Closer
+	switch dest {
+	case "off":
+		return nil, nil, nil
+	case "", "stdout":
+		w = s.opts.Stdout
+	case "stderr":
+		w = os.Stderr
+	default:
+		f, err := os.OpenFile(dest, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			return nil, nil, fmt.Errorf("access_log: %w", err)
+		}
+		w, closer = f, f
+	}
+	return slog.New(slog.NewJSONHandler(&lockedWriter{w: w}, nil)), closer, nil
+}
+
+// lockedWriter serialises writes so JSON lines never interleave.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
+func (s *Server) loadCerts(cfg *config.Config) error {
+	certs := make(map[string]*tls.Certificate)
+	for i, l := range cfg.Listeners {
+		if l.TLS == nil {
+			continue
+		}
+		c, err := tls.LoadX509KeyPair(l.TLS.Cert, l.TLS.Key)
+		if err != nil {
+			return fmt.Errorf("listeners[%d].tls: %w", i, err)
+		}
+		certs[l.Address] = &c
+	}
+	s.certs.Store(&certs)
+	return nil
+}
+
+// ServeHTTP serves a request with the current config's handler chain.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.root.Load().handler.ServeHTTP(w, r)
+}
+
+// Start opens every listener and starts serving. A failure to bind any of
+// them closes the others and returns an error naming the address.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cfg := s.cfg
+	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
+	for _, l := range cfg.Listeners {
+		ln, err := net.Listen("tcp", l.Address)
+		if err != nil {
+			s.closeListeners()
+			return fmt.Errorf("listen on %s: %w", l.Address, err)
+		}
+		srv := &http.Server{
+			Handler:           s,
+			ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout.Duration,
+			IdleTimeout:       cfg.Limits.ClientIdleTimeout.Duration,
+			MaxHeaderBytes:    int(cfg.Limits.RequestHeaderBytes),
+			ErrorLog:          errLog,
+		}
+		if l.TLS != nil {
+			addr := l.Address
+			srv.TLSConfig = &tls.Config{
+				MinVersion: tls.VersionTLS12,
+				NextProtos: []string{"h2", "http/1.1"},
+				GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+					return (*s.certs.Load())[addr], nil
+				},
+			}
+			// Serve enables HTTP/2 on *tls.Conn connections that
+			// negotiated "h2" by ALPN.
+			ln = tls.NewListener(ln, srv.TLSConfig)
+		}
+		s.listeners = append(s.listeners, ln)
+		s.servers = append(s.servers, srv)
+	}
+	if cfg.Admin.Address != "off" && cfg.Admin.Address != "" {
+		ln, err := net.Listen("tcp", cfg.Admin.Address)
+		if err != nil {
+			s.closeListeners()
+			return fmt.Errorf("admin listen on %s: %w", cfg.Admin.Address, err)
+		}
+		s.adminLn = ln
+		s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	}
+	for i, srv := range s.servers {
+		go s.serve(srv, s.listeners[i])
+	}
+	if s.admin != nil {
+		go s.serve(s.admin, s.adminLn)
+	}
+	for i, ln := range s.listeners {
+		proto := "http"
+		if cfg.Listeners[i].TLS != nil {
+			proto = "https"
+		}
+		s.log.Info("listening", slog.String("address", ln.Addr().String()), slog.String("scheme", proto))
+	}
+	if s.adminLn != nil {
+		s.log.Info("admin listening", slog.String("address", s.adminLn.Addr().String()))
+	}
+	return nil
+}
+
+func (s *Server) serve(srv *http.Server, ln net.Listener) {
+	err := srv.Serve(ln)
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		select {
+		case s.errs <- fmt.Errorf("serve %s: %w", ln.Addr(), err):
+		default:
+		}
+	}
+}
+
+// Errors delivers a listener's fatal error (it stopped serving).
+func (s *Server) Errors() <-chan error { return s.errs }
+
+func (s *Server) closeListeners() {
+	for _, ln := range s.listeners {
+		_ = ln.Close()
+	}
+	s.listeners, s.servers = nil, nil
+	if s.adminLn != nil {
+		_ = s.adminLn.Close()
+		s.adminLn, s.admin = nil, nil
+	}
+}
+
+// Addrs returns the addresses of the public listeners, in config order.
+func (s *Server) Addrs() []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]net.Addr, len(s.listeners))
+	for i, ln := range s.listeners {
+		out[i] = ln.Addr()
+	}
+	return out
+}
+
+// AdminAddr returns the admin listener's address, or nil when it is off.
+func (s *Server) AdminAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.adminLn == nil {
+		return nil
+	}
+	return s.adminLn.Addr()
+}
+
+// Registry returns the Prometheus registry the server's metrics are on.
+func (s *Server) Registry() *prometheus.Registry { return s.reg }
+
+// Reload applies a new validated config: routes, pools, forwarding, error
+// pages, the access log (reopened, for logrotate) and certificates change at
+// once for new requests; requests in flight finish on the old config.
+// Listener and admin addresses cannot change without a restart: Reload
+// logs a warning and keeps the running ones. On error the running config is
+// kept.
+func (s *Server) Reload(cfg *config.Config) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	gen, err := s.build(cfg)
+	if err != nil {
+		s.metrics.ObserveReload(false)
+		return err
+	}
+	oldCerts := s.certs.Load()
+	if err := s.loadCerts(cfg); err != nil {
+		s.certs.Store(oldCerts)
+		gen.close()
+		s.metrics.ObserveReload(false)
+		return err
+	}
+	if !sameListeners(s.cfg, cfg) {
+		s.log.Warn("listener or admin addresses changed: restart gatewise to apply them; other changes are applied")
+	}
+	old := s.root.Swap(gen)
+	s.cfg = cfg
+	s.metrics.ObserveReload(true)
+	old.close()
+	return nil
+}
+
+// CountInvalidReload counts a reload whose config file was invalid (the
+// running config is kept).
+func (s *Server) CountInvalidReload() { s.metrics.ObserveReload(false) }
+
+func sameListeners(a, b *config.Config) bool {
+	if len(a.Listeners) != len(b.Listeners) || a.Admin.Address != b.Admin.Address {
+		return false
+	}
+	for i := range a.Listeners {
+		if a.Listeners[i].Address != b.Listeners[i].Address || (a.Listeners[i].TLS == nil) != (b.Listeners[i].TLS == nil) {
+			return false
+		}
+	}
+	return true
+}
+
+// Shutdown stops accepting connections and waits for in-flight requests to
+// finish until ctx is done; then it closes what is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var wg sync.WaitGroup
+	errs := make([]error, len(s.servers)+1)
+	for i, srv := range s.servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Shutdown(ctx); err != nil {
+				_ = srv.Close()
+				errs[i] = fmt.Errorf("shutdown %s: %w", s.listeners[i].Addr(), err)
+			}
+		}()
+	}
+	wg.Wait()
+	if s.admin != nil {
+		actx, cancel := context.WithTimeout(context.Background(), time.Second)
+		if err := s.admin.Shutdown(actx); err != nil {
+			_ = s.admin.Close()
+		}
+		cancel()
+	}
+	s.root.Load().close()
+	return errors.Join(errs...)
+}
+
+// adminHandler serves the admin API: metrics, health and the cause table.
+func (s *Server) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /api/causes", s.serveCauses)
+	return mux
+}
