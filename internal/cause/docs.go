@@ -24,11 +24,12 @@ func docHeading(c Cause) string {
 	return "# " + string(c.ID) + ": " + c.Title
 }
 
-// RenderDocBlock returns the generated block of the cause's page, from
-// the begin marker to the end marker inclusive, without a final newline: a table
-// of the status, the Proxy-Status error type, the hop and whether a retry
-// may help, the visitor's and the owner's sentences, and the log patterns by
-// which other servers report the same cause.
+// RenderDocBlock returns the generated block of the cause's page, from the
+// "<!-- generated:begin -->" marker to the "<!-- generated:end -->" marker
+// inclusive, without a final newline: a table of the status, the
+// Proxy-Status error type, the hop and whether a retry may help, the
+// visitor's and the owner's sentences, and the log patterns by which other
+// servers report the same cause.
 func RenderDocBlock(c Cause) string {
 	var b strings.Builder
 	b.WriteString(docBeginMarker + "\n")
@@ -55,10 +56,11 @@ func RenderDocBlock(c Cause) string {
 	return b.String()
 }
 
-// RenderDocPage returns the cause's page with its heading and generated
-// block brought up to date and the rest of the page left as it is. When page is
-// empty it returns a new page whose hand-written sections are a skeleton to
-// fill in. It fails when page has no well-formed generated block.
+// RenderDocPage returns page, the current text of the cause's page, with
+// its heading ("# ID: Title") and generated block brought up to date and the
+// rest left as it is. When page is empty it returns a new page whose
+// hand-written sections are a skeleton to fill in. It fails when page has no
+// well-formed generated block.
 func RenderDocPage(page string, c Cause) (string, error) {
 	if page == "" {
 		return docHeading(c) + "\n\n" + RenderDocBlock(c) + "\n" + docSkeleton, nil
@@ -177,4 +179,43 @@ func codeSpan(s string) string {
 // table's cell.
 func escapeTableCell(s string) string {
 	return strings.ReplaceAll(s, "|", `\|`)
+}
+
+// Markers around the cause table in the repository's README.md.
+const (
+	readmeBegin = "<!-- causes:begin -->"
+	readmeEnd   = "<!-- causes:end -->"
+)
+
+// RenderReadmeCauses returns the cause table that README.md holds between
+// its causes:begin and causes:end markers.
+func RenderReadmeCauses(t *Table) string {
+	var b strings.Builder
+	b.WriteString("| cause | status | Proxy-Status error | at fault |\n|---|---|---|---|\n")
+	for _, c := range t.All() {
+		status := fmt.Sprint(c.Status)
+		switch {
+		case c.Status == 0:
+			status = "the upstream's own"
+		case http.StatusText(c.Status) == "":
+			status += " (logged; nothing is sent)"
+		}
+		perr := "—"
+		if c.ProxyStatusError != "" {
+			perr = c.ProxyStatusError
+		}
+		fmt.Fprintf(&b, "| [%s](%s) | %s | %s | %s |\n", c.ID, c.DocPath(), status, perr, c.Hop)
+	}
+	return b.String()
+}
+
+// SpliceReadme returns readme with the text between its causes markers
+// replaced by RenderReadmeCauses(t). It fails when the markers are missing.
+func SpliceReadme(readme string, t *Table) (string, error) {
+	i := strings.Index(readme, readmeBegin)
+	j := strings.Index(readme, readmeEnd)
+	if i < 0 || j < i {
+		return "", fmt.Errorf("README.md lacks the %s and %s markers", readmeBegin, readmeEnd)
+	}
+	return readme[:i+len(readmeBegin)] + "\n" + RenderReadmeCauses(t) + readme[j:], nil
 }

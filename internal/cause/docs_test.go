@@ -236,3 +236,19 @@ func TestRenderIndex(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeCausesUpToDate fails when README.md's cause table is stale.
+func TestReadmeCausesUpToDate(t *testing.T) {
+	t.Parallel()
+	old, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := SpliceReadme(string(old), NewTable())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(old) != want {
+		t.Errorf("README.md's cause table is stale: run go generate ./internal/cause")
+	}
+}

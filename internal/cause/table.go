@@ -1,8 +1,9 @@
 package cause
 
 // entries is the taxonomy itself. Edit it here and only here; run
-// `go generate ./internal/cause` to rewrite the docs/causes pages' headers
-// and the cause list in the README (a test fails when they are stale).
+// `go generate ./internal/cause` to rewrite the generated parts of the
+// docs/causes pages, their index, and the cause table in README.md (a test
+// fails when any of them is stale).
 func entries() []Cause {
 	return []Cause{
 		{

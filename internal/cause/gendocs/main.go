@@ -73,6 +73,18 @@ func run(root string) error {
 	if err := writeIfChanged(index, old, cause.RenderIndex(t)); err != nil {
 		return err
 	}
+	readme := filepath.Join(root, "README.md")
+	oldReadme, err := os.ReadFile(readme)
+	if err != nil {
+		return err
+	}
+	newReadme, err := cause.SpliceReadme(string(oldReadme), t)
+	if err != nil {
+		return err
+	}
+	if err := writeIfChanged(readme, oldReadme, newReadme); err != nil {
+		return err
+	}
 	// A page whose cause left the table is not deleted (it holds
 	// hand-written text), but it is reported.
 	pages, err := filepath.Glob(filepath.Join(root, "docs", "causes", "*.md"))
