@@ -6,10 +6,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatewise/gatewise/internal/cause"
@@ -75,6 +77,11 @@ func (a *AccessLog) Wrap(next http.Handler) http.Handler {
 		}
 		rec := NewRecord(id, start)
 		r = r.WithContext(WithRecord(r.Context(), rec))
+		var body *countingBody
+		if r.Body != nil && r.Body != http.NoBody {
+			body = &countingBody{ReadCloser: r.Body}
+			r.Body = body
+		}
 		sw := &statusWriter{ResponseWriter: w}
 		if a.Metrics != nil {
 			a.Metrics.inFlight.Inc()
@@ -89,7 +96,7 @@ func (a *AccessLog) Wrap(next http.Handler) http.Handler {
 				// visitor's side failed while the body was being written.
 				rec.Fail(cause.New(cause.ClientClosed, "write", nil))
 			}
-			a.finish(r, rec, sw, now().Sub(start))
+			a.finish(r, rec, sw, body.count(), now().Sub(start))
 			if a.Metrics != nil {
 				a.Metrics.inFlight.Dec()
 			}
@@ -105,7 +112,7 @@ type panicError struct{ v any }
 
 func (p panicError) Error() string { return "panic: " + slog.AnyValue(p.v).String() }
 
-func (a *AccessLog) finish(r *http.Request, rec *Record, sw *statusWriter, d time.Duration) {
+func (a *AccessLog) finish(r *http.Request, rec *Record, sw *statusWriter, bytesIn int64, d time.Duration) {
 	s := rec.Snapshot()
 	status := sw.status
 	var id cause.ID
@@ -143,7 +150,7 @@ func (a *AccessLog) finish(r *http.Request, rec *Record, sw *statusWriter, d tim
 		slog.String("upstream", s.Target),
 		slog.Int("attempts", s.Attempts),
 		slog.Int("upstream_status", s.UpstreamStatus),
-		slog.Int64("bytes_in", r.ContentLength),
+		slog.Int64("bytes_in", bytesIn),
 		slog.Int64("bytes_out", sw.bytes),
 		slog.Float64("duration_ms", ms(d)),
 		slog.Float64("dns_ms", ms(s.Phases.DNS)),
@@ -214,3 +221,24 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 var errNotHijacker = errors.New("response writer does not support hijacking")
+
+// countingBody counts the request body bytes read (by the proxy, as it
+// streams them upstream).
+type countingBody struct {
+	io.ReadCloser
+	n atomic.Int64 // the transport may still read after the handler returns
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	return n, err
+}
+
+// count returns the bytes read; zero for a nil body.
+func (b *countingBody) count() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.n.Load()
+}
