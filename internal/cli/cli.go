@@ -56,11 +56,12 @@ func commands() map[string]command {
 // the exit code. Errors go to stderr as one line starting with "gatewise:".
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmds := commands()
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
+		printUsage(stderr, cmds)
+		return ExitUsage
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		printUsage(stdout, cmds)
-		if len(args) == 0 {
-			return ExitUsage
-		}
 		return ExitOK
 	}
 	if args[0] == "version" || args[0] == "--version" {

@@ -60,6 +60,9 @@ type AccessLog struct {
 	Metrics *Metrics
 	// Now returns the time. Nil means time.Now.
 	Now func() time.Time
+	// Tunnels tracks upgraded connections so shutdown can wait for them.
+	// Nil means they are not tracked.
+	Tunnels *Tunnels
 }
 
 // Wrap returns next wrapped by the access log.
@@ -82,7 +85,7 @@ func (a *AccessLog) Wrap(next http.Handler) http.Handler {
 			body = &countingBody{ReadCloser: r.Body}
 			r.Body = body
 		}
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &statusWriter{ResponseWriter: w, tunnels: a.Tunnels}
 		if a.Metrics != nil {
 			a.Metrics.inFlight.Inc()
 		}
@@ -180,8 +183,9 @@ func clientIP(remote string) string {
 // streaming and WebSocket upgrades work behind it.
 type statusWriter struct {
 	http.ResponseWriter
-	status int
-	bytes  int64
+	status  int
+	bytes   int64
+	tunnels *Tunnels
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -214,7 +218,11 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if !ok {
 		return nil, nil, errNotHijacker
 	}
-	return h.Hijack()
+	c, rw, err := h.Hijack()
+	if err != nil || w.tunnels == nil {
+		return c, rw, err
+	}
+	return w.tunnels.track(c), rw, nil
 }
 
 // Unwrap returns the wrapped writer, for http.ResponseController.

@@ -260,8 +260,30 @@ func forwardedElement(in *http.Request) string {
 	} else {
 		b.WriteString("unknown")
 	}
-	b.WriteString(";host=" + strconv.Quote(in.Host))
+	b.WriteString(";host=" + quotedString(in.Host))
 	b.WriteString(";proto=" + proto)
+	return b.String()
+}
+
+// quotedString returns s as an RFC 9110 quoted-string: only '"' and '\\'
+// are escaped, and bytes that may not appear in one (controls, DEL) are
+// dropped.
+func quotedString(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 && c != '\t', c == 0x7f:
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
 	return b.String()
 }
 

@@ -57,6 +57,7 @@ type Server struct {
 	admin     *http.Server
 	adminLn   net.Listener
 	errs      chan error
+	tunnels   obs.Tunnels
 }
 
 // generation is everything built from one config that a reload replaces.
@@ -117,7 +118,7 @@ func (s *Server) build(cfg *config.Config) (*generation, error) {
 		}
 		return nil, err
 	}
-	al := &obs.AccessLog{Logger: access, Metrics: s.metrics, Now: s.opts.Now}
+	al := &obs.AccessLog{Logger: access, Metrics: s.metrics, Now: s.opts.Now, Tunnels: &s.tunnels}
 	return &generation{handler: al.Wrap(ph), proxy: ph, accessOut: closer}, nil
 }
 
@@ -341,8 +342,9 @@ func sameListeners(a, b *config.Config) bool {
 	return true
 }
 
-// Shutdown stops accepting connections and waits for in-flight requests to
-// finish until ctx is done; then it closes what is left.
+// Shutdown stops accepting connections and waits for in-flight requests
+// and upgraded connections (WebSocket) to finish until ctx is done; then it
+// closes what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -359,6 +361,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	if n := s.tunnels.Len(); n > 0 {
+		s.log.Info("waiting for upgraded connections (WebSocket) to close", slog.Int("open", n))
+		if closed := s.tunnels.Drain(ctx); closed > 0 {
+			errs[len(s.servers)] = fmt.Errorf("shutdown: closed %d upgraded connections still open at the deadline", closed)
+		}
+	}
 	if s.admin != nil {
 		actx, cancel := context.WithTimeout(context.Background(), time.Second)
 		if err := s.admin.Shutdown(actx); err != nil {
