@@ -24,9 +24,10 @@ type Config struct {
 	Forwarding Forwarding `yaml:"forwarding"`
 	// Pools are the named upstream pools that routes send requests to.
 	Pools map[string]*Pool `yaml:"pools"`
-	// Routes map a request's host and path prefix to a pool, first match
-	// wins in the order given. When empty and there is exactly one pool,
-	// every request goes to it.
+	// Routes map a request's host and path prefix to a pool. The most
+	// specific route wins, whatever the order: an exact host before a
+	// wildcard host before any host, then the longest path prefix. When
+	// empty and there is exactly one pool, every request goes to it.
 	Routes []Route `yaml:"routes"`
 	// ShutdownTimeout is how long in-flight requests may take to finish
 	// after SIGTERM or SIGINT. Default: 30s.
@@ -37,6 +38,11 @@ type Config struct {
 	// File is the path the config was read from; empty for a config built
 	// from flags. Not read from YAML.
 	File string `yaml:"-"`
+
+	// src remembers where each field was written and which fields were
+	// written at all, so that defaults fill only what is missing and
+	// Validate can cite lines. Nil for a config built from flags.
+	src *source
 }
 
 // Listener is one public address.

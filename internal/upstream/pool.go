@@ -87,6 +87,9 @@ func NewPool(pc *config.Pool, limits config.Limits) (*Pool, error) {
 		ExpectContinueTimeout:  time.Second,
 		ForceAttemptHTTP2:      false, // HTTP/1.1 to upstreams
 		DisableCompression:     true,  // pass encodings through untouched
+		// max_idle_per_target: 0 means keep no idle connection; the
+		// transport would read 0 as its default of 2.
+		DisableKeepAlives: pc.MaxIdlePerTarget == 0,
 	}
 	return p, nil
 }
