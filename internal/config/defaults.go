@@ -43,7 +43,48 @@ const (
 	DefaultWeight = 1
 	// DefaultRoutePath is Route.Path when not set.
 	DefaultRoutePath = "/"
+	// DefaultPolicy is Pool.Policy when not set.
+	DefaultPolicy = "p2c_ewma"
+	// DefaultHashKey is Pool.HashKey when not set.
+	DefaultHashKey = "client_ip"
+	// DefaultSlowStart is Pool.SlowStart when not set.
+	DefaultSlowStart = 10 * time.Second
+	// DefaultPanic is Pool.Panic when not set.
+	DefaultPanic = true
+	// DefaultLearnIdleTimeout is Pool.LearnIdleTimeout when not set.
+	DefaultLearnIdleTimeout = true
+	// DefaultHealthInterval is HealthCheck.Interval when not set.
+	DefaultHealthInterval = 5 * time.Second
+	// DefaultHealthTimeout is HealthCheck.Timeout when not set.
+	DefaultHealthTimeout = 2 * time.Second
+	// DefaultHealthRise is HealthCheck.Rise when not set.
+	DefaultHealthRise = 2
+	// DefaultHealthFall is HealthCheck.Fall when not set.
+	DefaultHealthFall = 3
+	// DefaultConsecutiveFailures is Outlier.ConsecutiveFailures when not set.
+	DefaultConsecutiveFailures = 3
+	// DefaultConsecutive5xx is Outlier.Consecutive5xx when not set.
+	DefaultConsecutive5xx = 5
+	// DefaultBaseEjection is Outlier.BaseEjection when not set.
+	DefaultBaseEjection = 10 * time.Second
+	// DefaultMaxEjection is Outlier.MaxEjection when not set.
+	DefaultMaxEjection = 5 * time.Minute
+	// DefaultMaxEjectedPercent is Outlier.MaxEjectedPercent when not set.
+	DefaultMaxEjectedPercent = 50
+	// DefaultRetryAttempts is Retry.Attempts when not set.
+	DefaultRetryAttempts = 3
+	// DefaultRetryBudgetPercent is Retry.BudgetPercent when not set.
+	DefaultRetryBudgetPercent = 20
+	// DefaultRetryBudgetMinPerSecond is Retry.BudgetMinPerSecond when not set.
+	DefaultRetryBudgetMinPerSecond = 3
+	// DefaultRetryBackoff is Retry.Backoff when not set.
+	DefaultRetryBackoff = 10 * time.Millisecond
+	// DefaultReplayBodyBytes is Retry.ReplayBodyBytes when not set.
+	DefaultReplayBodyBytes ByteSize = 64 << 10
 )
+
+// DefaultExpectStatus is HealthCheck.ExpectStatus when not set.
+func DefaultExpectStatus() []string { return []string{"2xx", "3xx"} }
 
 // ApplyDefaults fills every field that was not set with its documented
 // default (see the Default constants). A field is "not set" when it has
@@ -90,6 +131,7 @@ func (c *Config) ApplyDefaults() {
 		if p.MaxIdlePerTarget == 0 && !c.isSet(pp+".max_idle_per_target") {
 			p.MaxIdlePerTarget = DefaultMaxIdlePerTarget
 		}
+		c.poolDefaults(p, pp)
 		for i := range p.Targets {
 			if p.Targets[i].Weight == 0 && !c.isSet(pp+".targets["+strconv.Itoa(i)+"].weight") {
 				p.Targets[i].Weight = DefaultWeight
@@ -129,6 +171,58 @@ func (c *Config) setDuration(d *Duration, field string, def time.Duration) {
 func boolOr(b *bool, def bool) *bool {
 	if b != nil {
 		return b
+	}
+	return &def
+}
+
+// poolDefaults fills the defaults of a pool's selection, health, outlier
+// and retry settings; pp is the pool's field path.
+func (c *Config) poolDefaults(p *Pool, pp string) {
+	if p.Policy == "" && !c.isSet(pp+".policy") {
+		p.Policy = DefaultPolicy
+	}
+	if p.HashKey == "" && !c.isSet(pp+".hash_key") {
+		p.HashKey = DefaultHashKey
+	}
+	c.setDuration(&p.SlowStart, pp+".slow_start", DefaultSlowStart)
+	p.Panic = boolOr(p.Panic, DefaultPanic)
+	p.LearnIdleTimeout = boolOr(p.LearnIdleTimeout, DefaultLearnIdleTimeout)
+	if h := p.Health; h != nil {
+		hp := pp + ".health"
+		c.setDuration(&h.Interval, hp+".interval", DefaultHealthInterval)
+		c.setDuration(&h.Timeout, hp+".timeout", DefaultHealthTimeout)
+		if h.ExpectStatus == nil && !c.isSet(hp+".expect_status") {
+			h.ExpectStatus = DefaultExpectStatus()
+		}
+		if h.Rise == 0 && !c.isSet(hp+".rise") {
+			h.Rise = DefaultHealthRise
+		}
+		if h.Fall == 0 && !c.isSet(hp+".fall") {
+			h.Fall = DefaultHealthFall
+		}
+	}
+	o := &p.Outlier
+	o.ConsecutiveFailures = intOr(o.ConsecutiveFailures, DefaultConsecutiveFailures)
+	o.Consecutive5xx = intOr(o.Consecutive5xx, DefaultConsecutive5xx)
+	c.setDuration(&o.BaseEjection, pp+".outlier.base_ejection", DefaultBaseEjection)
+	c.setDuration(&o.MaxEjection, pp+".outlier.max_ejection", DefaultMaxEjection)
+	o.MaxEjectedPercent = intOr(o.MaxEjectedPercent, DefaultMaxEjectedPercent)
+	r := &p.Retry
+	if r.Attempts == 0 && !c.isSet(pp+".retry.attempts") {
+		r.Attempts = DefaultRetryAttempts
+	}
+	r.BudgetPercent = intOr(r.BudgetPercent, DefaultRetryBudgetPercent)
+	r.BudgetMinPerSecond = intOr(r.BudgetMinPerSecond, DefaultRetryBudgetMinPerSecond)
+	c.setDuration(&r.Backoff, pp+".retry.backoff", DefaultRetryBackoff)
+	if r.ReplayBodyBytes == 0 && !c.isSet(pp+".retry.replay_body_bytes") {
+		r.ReplayBodyBytes = DefaultReplayBodyBytes
+	}
+}
+
+// intOr returns i, or a new pointer to def when i is nil.
+func intOr(i *int, def int) *int {
+	if i != nil {
+		return i
 	}
 	return &def
 }

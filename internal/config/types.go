@@ -125,6 +125,35 @@ type Pool struct {
 	// MaxIdlePerTarget is how many idle keep-alive connections are kept
 	// per target. Default: 64.
 	MaxIdlePerTarget int `yaml:"max_idle_per_target"`
+	// Policy picks a target for each request: "p2c_ewma" (the default:
+	// the less loaded of two random targets, by outstanding requests and
+	// a moving average of latency), "round_robin" (smooth weighted),
+	// "least_requests" (fewest outstanding, weighted) or "hash"
+	// (consistent, on HashKey, for stickiness).
+	Policy string `yaml:"policy"`
+	// HashKey is what policy "hash" hashes: "client_ip", "header:NAME" or
+	// "cookie:NAME". Default: "client_ip". A request without the header
+	// or cookie falls back to p2c_ewma.
+	HashKey string `yaml:"hash_key"`
+	// Health configures active health checks. Default: none (targets are
+	// judged by live traffic only).
+	Health *HealthCheck `yaml:"health"`
+	// Outlier configures passive ejection of failing targets from live
+	// traffic. On by default.
+	Outlier Outlier `yaml:"outlier"`
+	// Retry configures safe retries on another target. On by default.
+	Retry Retry `yaml:"retry"`
+	// SlowStart is how long a new or recovered target takes to ramp up
+	// from a small share to its full weight. Default: 10s; 0 disables it.
+	SlowStart Duration `yaml:"slow_start"`
+	// Panic spreads requests over every target when all of them are
+	// unhealthy, rather than failing them all with no_healthy_upstream.
+	// Default: true.
+	Panic *bool `yaml:"panic"`
+	// LearnIdleTimeout learns each target's keep-alive idle timeout (from
+	// its Keep-Alive header and the idle connections it closes) and stops
+	// reusing pooled connections shortly before it. Default: true.
+	LearnIdleTimeout *bool `yaml:"learn_idle_timeout"`
 
 	// Name is the pool's key in Config.Pools. Not read from YAML.
 	Name string `yaml:"-"`
@@ -138,7 +167,86 @@ type Target struct {
 	// Weight is the target's share of requests relative to the others.
 	// Default: 1. Zero is refused; remove the target instead.
 	Weight int `yaml:"weight"`
+	// Backup marks a target that serves only when every primary target
+	// is down. Default: false.
+	Backup bool `yaml:"backup"`
 }
+
+// HealthCheck configures active health checks of a pool's targets.
+type HealthCheck struct {
+	// Path is the HTTP path requested, such as "/healthz". Required
+	// unless TCP is set.
+	Path string `yaml:"path"`
+	// TCP checks only that a connection opens. Default: false.
+	TCP bool `yaml:"tcp"`
+	// Interval is the time between checks of one target, with up to 10%
+	// random jitter. Default: 5s.
+	Interval Duration `yaml:"interval"`
+	// Timeout bounds one check. Default: 2s.
+	Timeout Duration `yaml:"timeout"`
+	// ExpectStatus lists the statuses that pass, as codes ("200") or
+	// classes ("2xx"). Default: ["2xx", "3xx"].
+	ExpectStatus []string `yaml:"expect_status"`
+	// ExpectBody is a regular expression the body (its first 64 KiB) must
+	// match. Default: none.
+	ExpectBody string `yaml:"expect_body"`
+	// Rise is how many passing checks in a row make a target healthy.
+	// Default: 2.
+	Rise int `yaml:"rise"`
+	// Fall is how many failing checks in a row make a target unhealthy.
+	// Default: 3.
+	Fall int `yaml:"fall"`
+	// Host is the Host header sent. Default: the target's host:port.
+	Host string `yaml:"host"`
+}
+
+// Outlier configures passive outlier detection: targets that fail live
+// requests in a row are ejected for a while.
+type Outlier struct {
+	// ConsecutiveFailures is how many connection failures or timeouts in
+	// a row eject a target. Default: 3; 0 disables it.
+	ConsecutiveFailures *int `yaml:"consecutive_failures"`
+	// Consecutive5xx is how many 5xx answers (or broken responses) in a
+	// row eject a target. Default: 5; 0 disables it.
+	Consecutive5xx *int `yaml:"consecutive_5xx"`
+	// BaseEjection is the first ejection's length; the Nth ejection in a
+	// row lasts N times as long, up to MaxEjection. Default: 10s.
+	BaseEjection Duration `yaml:"base_ejection"`
+	// MaxEjection caps an ejection's length. Default: 5m.
+	MaxEjection Duration `yaml:"max_ejection"`
+	// MaxEjectedPercent is the largest share of the pool's targets that
+	// may be ejected at once. Default: 50.
+	MaxEjectedPercent *int `yaml:"max_ejected_percent"`
+}
+
+// Retry configures retries of failed attempts on another target. A request
+// whose bytes never reached the upstream is retried whatever its method;
+// an idempotent one (GET, HEAD, OPTIONS, PUT, DELETE, TRACE, or with an
+// Idempotency-Key header) also after a failure before the response
+// headers; any other request that may have reached the upstream never is.
+type Retry struct {
+	// Attempts is the most tries of one request, the first included.
+	// Default: 3; 1 disables retries.
+	Attempts int `yaml:"attempts"`
+	// BudgetPercent caps retries at this share of requests (measured over
+	// the last 10 seconds), so an outage does not multiply the load.
+	// Default: 20.
+	BudgetPercent *int `yaml:"budget_percent"`
+	// BudgetMinPerSecond is a floor of retries per second allowed whatever
+	// the share, so a quiet pool can still retry. Default: 3.
+	BudgetMinPerSecond *int `yaml:"budget_min_per_second"`
+	// PerTryTimeout bounds the wait for response headers of each try.
+	// Default: 0, meaning timeouts.response_header.
+	PerTryTimeout Duration `yaml:"per_try_timeout"`
+	// Backoff is the base wait before a retry; each wait is random
+	// between half and all of Backoff × 2^(try-1). Default: 10ms.
+	Backoff Duration `yaml:"backoff"`
+	// ReplayBodyBytes is the largest request body kept for replay; a
+	// request with a bigger body is retried only when none of it was
+	// sent. Default: 64KiB.
+	ReplayBodyBytes ByteSize `yaml:"replay_body_bytes"`
+}
+
 
 // Timeouts bound each phase of a request to an upstream.
 type Timeouts struct {

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -507,7 +508,113 @@ func (v *validator) pools() {
 			v.errorf(pp+".max_idle_per_target", "must not be negative, got %d", p.MaxIdlePerTarget)
 		}
 		v.upstreamTLS(pp+".tls", p.TLS)
+		v.resilience(pp, p)
 	}
+}
+
+// resilience checks a pool's selection, health, outlier and retry
+// settings.
+func (v *validator) resilience(pp string, p *Pool) {
+	switch p.Policy {
+	case "p2c_ewma", "round_robin", "least_requests", "hash":
+	default:
+		v.errorf(pp+".policy", "unknown policy %q: use p2c_ewma, round_robin, least_requests or hash", p.Policy)
+	}
+	if p.HashKey != "client_ip" {
+		kind, name, ok := strings.Cut(p.HashKey, ":")
+		if !ok || (kind != "header" && kind != "cookie") || name == "" || strings.ContainsAny(name, " \t:;,=") {
+			v.errorf(pp+".hash_key", "want client_ip, header:NAME or cookie:NAME, got %q", p.HashKey)
+		}
+	}
+	primaries := 0
+	for _, t := range p.Targets {
+		if !t.Backup {
+			primaries++
+		}
+	}
+	if len(p.Targets) > 0 && primaries == 0 {
+		v.errorf(pp+".targets", "every target is a backup: mark at least one as a primary (backup: false)")
+	}
+	v.nonNegative(pp+".slow_start", p.SlowStart)
+	if h := p.Health; h != nil {
+		hp := pp + ".health"
+		switch {
+		case h.TCP && h.Path != "":
+			v.errorf(hp+".path", "set either path (an HTTP check) or tcp: true, not both")
+		case !h.TCP && h.Path == "":
+			v.errorf(hp+".path", "required for an HTTP check, such as /healthz (or set tcp: true)")
+		case h.Path != "" && !strings.HasPrefix(h.Path, "/"):
+			v.errorf(hp+".path", "must start with /, got %q", h.Path)
+		}
+		v.positive(hp+".interval", h.Interval, DefaultHealthInterval)
+		v.positive(hp+".timeout", h.Timeout, DefaultHealthTimeout)
+		if h.Timeout.Duration > 0 && h.Interval.Duration > 0 && h.Timeout.Duration > h.Interval.Duration {
+			v.errorf(hp+".timeout", "%s is longer than the interval %s: checks would overlap", fmtDuration(h.Timeout.Duration), fmtDuration(h.Interval.Duration))
+		}
+		for i, st := range h.ExpectStatus {
+			if !validStatusPattern(st) {
+				v.errorf(fmt.Sprintf("%s.expect_status[%d]", hp, i), "want a status such as 200 or a class such as 2xx, got %q", st)
+			}
+		}
+		if h.ExpectBody != "" {
+			if _, err := regexp.Compile(h.ExpectBody); err != nil {
+				v.errorf(hp+".expect_body", "not a regular expression: %v", err)
+			}
+		}
+		if h.Rise < 1 || h.Rise > 100 {
+			v.errorf(hp+".rise", "must be 1 to 100, got %d", h.Rise)
+		}
+		if h.Fall < 1 || h.Fall > 100 {
+			v.errorf(hp+".fall", "must be 1 to 100, got %d", h.Fall)
+		}
+	}
+	o := p.Outlier
+	op := pp + ".outlier"
+	if o.ConsecutiveFailures != nil && *o.ConsecutiveFailures < 0 {
+		v.errorf(op+".consecutive_failures", "must not be negative (0 disables it), got %d", *o.ConsecutiveFailures)
+	}
+	if o.Consecutive5xx != nil && *o.Consecutive5xx < 0 {
+		v.errorf(op+".consecutive_5xx", "must not be negative (0 disables it), got %d", *o.Consecutive5xx)
+	}
+	v.positive(op+".base_ejection", o.BaseEjection, DefaultBaseEjection)
+	v.positive(op+".max_ejection", o.MaxEjection, DefaultMaxEjection)
+	if o.MaxEjection.Duration > 0 && o.MaxEjection.Duration < o.BaseEjection.Duration {
+		v.errorf(op+".max_ejection", "%s is shorter than base_ejection %s", fmtDuration(o.MaxEjection.Duration), fmtDuration(o.BaseEjection.Duration))
+	}
+	if o.MaxEjectedPercent != nil && (*o.MaxEjectedPercent < 0 || *o.MaxEjectedPercent > 100) {
+		v.errorf(op+".max_ejected_percent", "must be 0 to 100, got %d", *o.MaxEjectedPercent)
+	}
+	r := p.Retry
+	rp := pp + ".retry"
+	if r.Attempts < 1 || r.Attempts > 10 {
+		v.errorf(rp+".attempts", "must be 1 (no retries) to 10, got %d", r.Attempts)
+	}
+	if r.BudgetPercent != nil && (*r.BudgetPercent < 0 || *r.BudgetPercent > 100) {
+		v.errorf(rp+".budget_percent", "must be 0 to 100, got %d", *r.BudgetPercent)
+	}
+	if r.BudgetMinPerSecond != nil && *r.BudgetMinPerSecond < 0 {
+		v.errorf(rp+".budget_min_per_second", "must not be negative, got %d", *r.BudgetMinPerSecond)
+	}
+	v.nonNegative(rp+".per_try_timeout", r.PerTryTimeout)
+	v.nonNegative(rp+".backoff", r.Backoff)
+	if r.Backoff.Duration > 10*time.Second {
+		v.errorf(rp+".backoff", "%s is too long: visitors would wait that long per retry (at most 10s)", fmtDuration(r.Backoff.Duration))
+	}
+	if r.ReplayBodyBytes < 0 || r.ReplayBodyBytes > 64<<20 {
+		v.errorf(rp+".replay_body_bytes", "must be 0 to 64MiB, got %s", r.ReplayBodyBytes)
+	}
+}
+
+// validStatusPattern reports whether s is a status code (100-599) or a
+// class such as "2xx".
+func validStatusPattern(s string) bool {
+	if len(s) != 3 || s[0] < '1' || s[0] > '5' {
+		return false
+	}
+	if s[1:] == "xx" || s[1:] == "XX" {
+		return true
+	}
+	return s[1] >= '0' && s[1] <= '9' && s[2] >= '0' && s[2] <= '9'
 }
 
 // targetURL checks a target's URL and returns a key that is the same for
