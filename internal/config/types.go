@@ -247,7 +247,6 @@ type Retry struct {
 	ReplayBodyBytes ByteSize `yaml:"replay_body_bytes"`
 }
 
-
 // Timeouts bound each phase of a request to an upstream.
 type Timeouts struct {
 	// Dial bounds establishing the TCP connection. Default: 5s.

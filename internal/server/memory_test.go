@@ -50,11 +50,12 @@ func (s memSample) String() string {
 // It must not run in parallel with other tests: it measures the whole
 // process's heap.
 //
-// It takes about 16 s on a 2-core machine, and about 190 s under -race:
-// -short skips it (see docs/performance.md).
+// On a 2-core machine it takes 16 to 21 s (about 20 s of CPU), and 53 s
+// under -race (about 85 s of CPU; over 3 minutes when other tests share the
+// cores), so -short skips it. See docs/performance.md.
 func TestMemoryFlat(t *testing.T) {
 	if testing.Short() {
-		t.Skip("110,000 proxied requests: about 16 s, 190 s under -race; skipped with -short")
+		t.Skip("110,000 proxied requests: about 20 s, about 55 s under -race; skipped with -short")
 	}
 	up := startBenchUpstream(t)
 	gw := startBenchGateway(t, benchConfig(up.URL, true)) + "/"
