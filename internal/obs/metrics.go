@@ -19,6 +19,14 @@ type Metrics struct {
 	upstreamTTFB     *prometheus.HistogramVec
 	inFlight         prometheus.Gauge
 	reloads          *prometheus.CounterVec
+	targetHealthy    *prometheus.GaugeVec
+	ejections        *prometheus.CounterVec
+	panics           *prometheus.CounterVec
+	healthChecks     *prometheus.CounterVec
+	transitions      *prometheus.CounterVec
+	retries          *prometheus.CounterVec
+	retriesDenied    *prometheus.CounterVec
+	idleTimeout      *prometheus.GaugeVec
 }
 
 // NewMetrics creates the metrics and registers them on reg. It fails when
@@ -56,8 +64,41 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Config reloads by result (ok or invalid).",
 		}, []string{"result"}),
 	}
+	m.targetHealthy = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "gatewise_upstream_target_up",
+		Help: "1 when a target may receive requests (healthy and not ejected), else 0, by pool and target.",
+	}, []string{"pool", "target"})
+	m.ejections = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatewise_upstream_ejections_total",
+		Help: "Targets ejected by passive outlier detection, by pool, target and the cause of the last failure.",
+	}, []string{"pool", "target", "cause"})
+	m.panics = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatewise_upstream_panic_picks_total",
+		Help: "Targets picked in panic mode (every target unhealthy, requests spread over all), by pool.",
+	}, []string{"pool"})
+	m.healthChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatewise_health_checks_total",
+		Help: "Active health checks, by pool, target and result (pass or fail).",
+	}, []string{"pool", "target", "result"})
+	m.transitions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatewise_upstream_state_changes_total",
+		Help: "Target state changes, by pool, target and new state (healthy, unhealthy, ejected, restored).",
+	}, []string{"pool", "target", "state"})
+	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatewise_retries_total",
+		Help: "Retries made on another target, by pool and the cause of the failed attempt.",
+	}, []string{"pool", "cause"})
+	m.retriesDenied = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatewise_retries_denied_total",
+		Help: "Failed attempts not retried, by pool, cause and reason (unsafe, budget, attempts, body, deadline, no_target).",
+	}, []string{"pool", "cause", "reason"})
+	m.idleTimeout = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "gatewise_upstream_learned_idle_timeout_seconds",
+		Help: "Each target's keep-alive idle timeout as learned by the gateway (0 while unknown).",
+	}, []string{"pool", "target"})
 	for _, c := range []prometheus.Collector{m.requests, m.requestDuration, m.upstreamFailures,
-		m.upstreamAttempts, m.upstreamTTFB, m.inFlight, m.reloads} {
+		m.upstreamAttempts, m.upstreamTTFB, m.inFlight, m.reloads, m.targetHealthy, m.ejections,
+		m.panics, m.healthChecks, m.transitions, m.retries, m.retriesDenied, m.idleTimeout} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -97,4 +138,53 @@ func (m *Metrics) ObserveReload(ok bool) {
 		return
 	}
 	m.reloads.WithLabelValues("invalid").Inc()
+}
+
+// SetTargetUp records whether a target may receive requests.
+func (m *Metrics) SetTargetUp(pool, target string, up bool) {
+	v := 0.0
+	if up {
+		v = 1
+	}
+	m.targetHealthy.WithLabelValues(pool, target).Set(v)
+}
+
+// ObserveEjection counts an ejection of target, whose last failure had
+// cause id.
+func (m *Metrics) ObserveEjection(pool, target string, id cause.ID) {
+	m.ejections.WithLabelValues(pool, target, string(id)).Inc()
+}
+
+// ObservePanicPick counts a target picked in panic mode.
+func (m *Metrics) ObservePanicPick(pool string) { m.panics.WithLabelValues(pool).Inc() }
+
+// ObserveHealthCheck counts an active health check's result.
+func (m *Metrics) ObserveHealthCheck(pool, target string, pass bool) {
+	r := "fail"
+	if pass {
+		r = "pass"
+	}
+	m.healthChecks.WithLabelValues(pool, target, r).Inc()
+}
+
+// ObserveStateChange counts a target's change to state (healthy,
+// unhealthy, ejected or restored).
+func (m *Metrics) ObserveStateChange(pool, target, state string) {
+	m.transitions.WithLabelValues(pool, target, state).Inc()
+}
+
+// ObserveRetry counts a retry after a failed attempt with cause id.
+func (m *Metrics) ObserveRetry(pool string, id cause.ID) {
+	m.retries.WithLabelValues(pool, string(id)).Inc()
+}
+
+// ObserveRetryDenied counts a failed attempt that was not retried, and why:
+// unsafe, budget, attempts, body, deadline or no_target.
+func (m *Metrics) ObserveRetryDenied(pool string, id cause.ID, reason string) {
+	m.retriesDenied.WithLabelValues(pool, string(id), reason).Inc()
+}
+
+// SetLearnedIdleTimeout records a target's learned keep-alive timeout.
+func (m *Metrics) SetLearnedIdleTimeout(pool, target string, d time.Duration) {
+	m.idleTimeout.WithLabelValues(pool, target).Set(d.Seconds())
 }

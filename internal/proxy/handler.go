@@ -434,6 +434,7 @@ func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	if h.metrics != nil {
 		h.metrics.ObserveFirstByte(t.pool.Name, phases.FirstByte)
 	}
+	target.Idle.ObserveHeader(res.Header)
 	return res, nil
 }
 

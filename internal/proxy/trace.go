@@ -21,7 +21,7 @@ type attemptTrace struct {
 	dnsStart, connStart, tlsStart time.Time
 	wrote                         time.Time
 	phases                        obs.Phases
-	conn                          *upstream.CountingConn
+	conn                          *upstream.Conn
 	readAtGotConn                 int64
 	now                           func() time.Time
 }
@@ -82,7 +82,7 @@ func (a *attemptTrace) clientTrace() *httptrace.ClientTrace {
 			a.mu.Lock()
 			a.advance(cause.PhaseConnected)
 			a.phases.Reused = info.Reused
-			a.conn = upstream.AsCountingConn(info.Conn)
+			a.conn = upstream.AsConn(info.Conn)
 			if a.conn != nil {
 				a.readAtGotConn = a.conn.BytesRead()
 			}

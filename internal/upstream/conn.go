@@ -2,44 +2,98 @@ package upstream
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net"
 	"sync/atomic"
+	"syscall"
+	"time"
 )
 
-// CountingConn is a connection that counts the bytes read from it, so the
+// ErrRetiredIdle is returned, before anything is written, by a pooled
+// connection that has been idle for longer than its target is known to keep
+// idle connections. The transport then sends the request on a new
+// connection, as it does for any connection found dead before use.
+var ErrRetiredIdle = errors.New("pooled connection retired: idle longer than the target's keep-alive timeout")
+
+// Conn is an upstream connection that counts the bytes read from it (so the
 // proxy can tell an oversized response header section from other protocol
-// errors by how much arrived, without matching error strings.
-type CountingConn struct {
+// errors by how much arrived) and watches its idle time, to learn the
+// target's keep-alive timeout and retire the connection before the target
+// closes it.
+type Conn struct {
 	net.Conn
-	read atomic.Int64
+	idle *IdleLearner // nil: no learning
+	now  func() time.Time
+
+	read      atomic.Int64
+	lastRead  atomic.Int64 // unix nanoseconds of the last read that returned data
+	lastWrite atomic.Int64 // unix nanoseconds of the last write
+	writes    atomic.Int64
 }
 
-// Read reads from the connection and counts the bytes.
-func (c *CountingConn) Read(b []byte) (int, error) {
+// Read reads from the connection, counts the bytes, and reports an idle
+// close by the target to its IdleLearner.
+func (c *Conn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
-	c.read.Add(int64(n))
+	if n > 0 {
+		c.read.Add(int64(n))
+		c.lastRead.Store(c.now().UnixNano())
+	}
+	if err != nil && n == 0 && c.idle != nil && peerClosed(err) {
+		lr, lw := c.lastRead.Load(), c.lastWrite.Load()
+		// Idle: a response arrived after the last request was written,
+		// and nothing was written since.
+		if lr != 0 && lr >= lw {
+			c.idle.ObserveIdleClose(time.Duration(c.now().UnixNano() - lr))
+		}
+	}
 	return n, err
 }
 
-// BytesRead returns the bytes read so far over the connection's life.
-func (c *CountingConn) BytesRead() int64 { return c.read.Load() }
+// Write writes to the connection, unless it is a pooled connection that
+// has been idle past its target's learned keep-alive timeout: then it
+// closes the connection and returns ErrRetiredIdle without writing.
+func (c *Conn) Write(b []byte) (int, error) {
+	now := c.now().UnixNano()
+	if c.idle != nil && c.writes.Load() > 0 {
+		if limit := c.idle.RetireAfter(); limit > 0 {
+			last := max(c.lastRead.Load(), c.lastWrite.Load())
+			if time.Duration(now-last) > limit && c.lastRead.Load() >= c.lastWrite.Load() {
+				_ = c.Conn.Close()
+				return 0, ErrRetiredIdle
+			}
+		}
+	}
+	c.writes.Add(1)
+	c.lastWrite.Store(now)
+	return c.Conn.Write(b)
+}
 
-// CountingDialer wraps dial so each connection it returns is a *CountingConn.
-func CountingDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+// BytesRead returns the bytes read so far over the connection's life.
+func (c *Conn) BytesRead() int64 { return c.read.Load() }
+
+func peerClosed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// Dialer returns a dial function whose connections are *Conn. learner
+// returns the IdleLearner of the target at addr, or nil.
+func Dialer(dial func(ctx context.Context, network, addr string) (net.Conn, error), learner func(addr string) *IdleLearner, now func() time.Time) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := dial(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
-		return &CountingConn{Conn: c}, nil
+		return &Conn{Conn: c, idle: learner(addr), now: now}, nil
 	}
 }
 
-// AsCountingConn finds the *CountingConn under c, looking through a TLS
-// connection (which has NetConn). It returns nil when there is none.
-func AsCountingConn(c net.Conn) *CountingConn {
+// AsConn finds the *Conn under c, looking through a TLS connection (which
+// has NetConn). It returns nil when there is none.
+func AsConn(c net.Conn) *Conn {
 	for c != nil {
-		if cc, ok := c.(*CountingConn); ok {
+		if cc, ok := c.(*Conn); ok {
 			return cc
 		}
 		u, ok := c.(interface{ NetConn() net.Conn })

@@ -25,6 +25,8 @@ type Target struct {
 	Addr string
 	// Weight is the target's share relative to the pool's other targets.
 	Weight int
+	// Idle learns the target's keep-alive idle timeout.
+	Idle *IdleLearner
 }
 
 // Pool is a named group of targets with its own transport.
@@ -66,7 +68,7 @@ func NewPool(pc *config.Pool, limits config.Limits) (*Pool, error) {
 		if w < 1 {
 			w = 1
 		}
-		p.Targets = append(p.Targets, &Target{URL: &url.URL{Scheme: u.Scheme, Host: host}, Addr: host, Weight: w})
+		p.Targets = append(p.Targets, &Target{URL: &url.URL{Scheme: u.Scheme, Host: host}, Addr: host, Weight: w, Idle: &IdleLearner{}})
 	}
 	p.current = make([]int, len(p.Targets))
 	tlsConf, err := clientTLS(pc.TLS)
@@ -76,7 +78,7 @@ func NewPool(pc *config.Pool, limits config.Limits) (*Pool, error) {
 	dialer := &net.Dialer{Timeout: pc.Timeouts.Dial.Duration, KeepAlive: 30 * time.Second}
 	p.Transport = &http.Transport{
 		Proxy:                  nil, // never an environment proxy between gateway and upstream
-		DialContext:            CountingDialer(dialer.DialContext),
+		DialContext:            Dialer(dialer.DialContext, p.idleLearner(pc.LearnIdleTimeout == nil || *pc.LearnIdleTimeout), time.Now),
 		TLSClientConfig:        tlsConf,
 		TLSHandshakeTimeout:    pc.Timeouts.TLSHandshake.Duration,
 		ResponseHeaderTimeout:  pc.Timeouts.ResponseHeader.Duration,
@@ -92,6 +94,21 @@ func NewPool(pc *config.Pool, limits config.Limits) (*Pool, error) {
 		DisableKeepAlives: pc.MaxIdlePerTarget == 0,
 	}
 	return p, nil
+}
+
+// idleLearner returns the function that finds a target's IdleLearner by
+// its address for the dialer; when learning is off it finds none.
+func (p *Pool) idleLearner(on bool) func(addr string) *IdleLearner {
+	byAddr := make(map[string]*IdleLearner, len(p.Targets))
+	for _, t := range p.Targets {
+		byAddr[t.Addr] = t.Idle
+	}
+	return func(addr string) *IdleLearner {
+		if !on {
+			return nil
+		}
+		return byAddr[addr]
+	}
 }
 
 func clientTLS(c config.UpstreamTLS) (*tls.Config, error) {
