@@ -50,12 +50,12 @@ func (s memSample) String() string {
 // It must not run in parallel with other tests: it measures the whole
 // process's heap.
 //
-// On a 2-core machine it takes 16 to 21 s (about 20 s of CPU), and 53 s
-// under -race (about 85 s of CPU; over 3 minutes when other tests share the
+// On a 2-core machine it takes 10 s (16 to 21 s when other tests share the
+// cores), and 48 s under -race (85 s of CPU; over 3 minutes on shared
 // cores), so -short skips it. See docs/performance.md.
 func TestMemoryFlat(t *testing.T) {
 	if testing.Short() {
-		t.Skip("110,000 proxied requests: about 20 s, about 55 s under -race; skipped with -short")
+		t.Skip("110,000 proxied requests: 10 s, 48 s under -race on 2 cores; skipped with -short")
 	}
 	up := startBenchUpstream(t)
 	gw := startBenchGateway(t, benchConfig(up.URL, true)) + "/"
