@@ -3,6 +3,7 @@ package cause
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Phase is how far a request to an upstream got before it failed, as
@@ -65,6 +66,9 @@ type Error struct {
 	Target string
 	// Err is the underlying error, for the owner's log. May be nil.
 	Err error
+	// RetryAfter, when positive, is how long the visitor should wait before
+	// trying again (the Retry-After header).
+	RetryAfter time.Duration
 }
 
 // Error returns the cause, the detail and the underlying error, for logs.

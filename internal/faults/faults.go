@@ -70,6 +70,15 @@ type Server struct {
 	Name string
 	// SlowDelay is how long Slow waits. Zero means 3s.
 	SlowDelay time.Duration
+	// ResetEveryNthConn, when positive, resets every Nth connection the
+	// server accepts (after reading its first request) whatever the mode.
+	// Set it before the first connection arrives.
+	ResetEveryNthConn int
+	// IDHeader, when set, names a request header whose values the server
+	// counts (see Seen), such as a load generator's unique request ID: a
+	// value seen twice is a request delivered twice. Set it before the
+	// first request arrives.
+	IDHeader string
 
 	ln     net.Listener
 	modes  []Mode
@@ -80,6 +89,8 @@ type Server struct {
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
+	nconns atomic.Int64
+	seen   map[string]int
 }
 
 // Start starts a server on 127.0.0.1 with a free port that answers with the
@@ -93,7 +104,7 @@ func Start(name string, modes ...Mode) (*Server, error) {
 		return nil, fmt.Errorf("faults: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{Name: name, ln: ln, modes: modes, ctx: ctx, cancel: cancel, conns: make(map[net.Conn]struct{})}
+	s := &Server{Name: name, ln: ln, modes: modes, ctx: ctx, cancel: cancel, conns: make(map[net.Conn]struct{}), seen: make(map[string]int)}
 	s.wg.Add(1)
 	go s.accept()
 	return s, nil
@@ -107,6 +118,17 @@ func (s *Server) URL() string { return "http://" + s.Addr() }
 
 // Served returns how many requests the server has read.
 func (s *Server) Served() int64 { return s.served.Load() }
+
+// Seen returns how many times each value of IDHeader arrived.
+func (s *Server) Seen() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.seen))
+	for k, v := range s.seen {
+		out[k] = v
+	}
+	return out
+}
 
 // Close stops the server and closes every connection, hanging ones too.
 func (s *Server) Close() {
@@ -144,15 +166,28 @@ func (s *Server) accept() {
 
 func (s *Server) handle(c net.Conn) {
 	br := bufio.NewReader(c)
+	nth := s.nconns.Add(1)
+	first := true
 	for {
 		req, err := http.ReadRequest(br)
 		if err != nil {
 			return
 		}
+		if s.IDHeader != "" {
+			if id := req.Header.Get(s.IDHeader); id != "" {
+				s.mu.Lock()
+				s.seen[id]++
+				s.mu.Unlock()
+			}
+		}
 		_, _ = io.Copy(io.Discard, io.LimitReader(req.Body, 1<<20))
 		_ = req.Body.Close()
 		s.served.Add(1)
 		mode := s.modes[int((s.next.Add(1)-1)%uint64(len(s.modes)))]
+		if first && s.ResetEveryNthConn > 0 && nth%int64(s.ResetEveryNthConn) == 0 {
+			mode = Reset
+		}
+		first = false
 		if !s.answer(c, req, mode) {
 			return
 		}

@@ -18,8 +18,9 @@ import (
 )
 
 // RequestIDHeader is the header that carries the request ID, in both
-// directions.
-const RequestIDHeader = "X-Request-ID"
+// directions ("X-Request-ID", written in Go's canonical form so that
+// http.Header lookups need not canonicalize it on every request).
+const RequestIDHeader = "X-Request-Id"
 
 // maxRequestIDLen bounds an incoming request ID that is kept.
 const maxRequestIDLen = 128

@@ -22,6 +22,7 @@ import (
 	"github.com/gatewise/gatewise/internal/cause"
 	"github.com/gatewise/gatewise/internal/config"
 	"github.com/gatewise/gatewise/internal/errorpage"
+	"github.com/gatewise/gatewise/internal/health"
 	"github.com/gatewise/gatewise/internal/obs"
 	"github.com/gatewise/gatewise/internal/upstream"
 )
@@ -57,6 +58,7 @@ type Handler struct {
 	xForwarded  bool
 	forwarded   bool
 	via         bool
+	checkers    []*health.Checker
 }
 
 // poolProxy is a pool with the reverse proxy that serves it.
@@ -98,7 +100,7 @@ func New(opts Options) (*Handler, error) {
 	buffers := &bufferPool{}
 	for name, pc := range cfg.Pools {
 		pc.Name = name
-		pool, err := upstream.NewPool(pc, cfg.Limits)
+		pool, err := upstream.NewPool(pc, cfg.Limits, upstream.PoolOptions{Metrics: h.metrics, Logger: h.log, Now: h.now})
 		if err != nil {
 			h.Close()
 			return nil, err
@@ -106,13 +108,16 @@ func New(opts Options) (*Handler, error) {
 		pp := &poolProxy{pool: pool}
 		pp.rp = &httputil.ReverseProxy{
 			Rewrite:        h.rewrite,
-			Transport:      &attemptTransport{h: h, pool: pool},
+			Transport:      newAttemptTransport(h, pool, pc.Retry),
 			ModifyResponse: h.modifyResponse,
 			ErrorHandler:   h.errorHandler,
 			ErrorLog:       log.New(io.Discard, "", 0), // failures are classified and logged by us
 			BufferPool:     buffers,
 		}
 		h.pools[name] = pp
+		if pc.Health != nil {
+			h.checkers = append(h.checkers, health.Start(pool, pc.Health, health.Options{Metrics: h.metrics, Logger: h.log, Now: h.now}))
+		}
 	}
 	routes := make([]*route, 0, len(cfg.Routes)+1)
 	for _, rc := range cfg.Routes {
@@ -133,8 +138,12 @@ func New(opts Options) (*Handler, error) {
 	return h, nil
 }
 
-// Close releases the idle upstream connections of every pool.
+// Close stops the health checks and releases the idle upstream connections
+// of every pool.
 func (h *Handler) Close() {
+	for _, c := range h.checkers {
+		c.Stop()
+	}
 	for _, pp := range h.pools {
 		pp.pool.Close()
 	}
@@ -288,6 +297,14 @@ func quotedString(s string) string {
 }
 
 func viaValue(major, minor int) string {
+	switch {
+	case major == 1 && minor == 1:
+		return "1.1 gatewise"
+	case major == 2:
+		return "2 gatewise"
+	case major == 1 && minor == 0:
+		return "1.0 gatewise"
+	}
 	if major >= 2 {
 		return strconv.Itoa(major) + " gatewise"
 	}
@@ -315,7 +332,7 @@ func (h *Handler) modifyResponse(res *http.Response) error {
 		s := rec.Snapshot()
 		ce := &cause.Error{ID: cause.UpstreamErrorStatus, Detail: strconv.Itoa(res.StatusCode), Phase: cause.PhaseHeaders, Target: s.Target}
 		rec.Fail(ce)
-		h.observeFailure(req, rec, s.Pool, ce)
+		h.observeFailure(req, rec, s.Pool, ce, "passed through")
 		res.Header.Add("Proxy-Status", fmt.Sprintf("gatewise; received-status=%d", res.StatusCode))
 	}
 	if res.StatusCode != http.StatusSwitchingProtocols && res.Body != nil {
@@ -336,7 +353,7 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 		if ce.ID == cause.ProxyInternalError {
 			ce.Detail = "proxy"
 		}
-		h.observeFailure(r, rec, rec.Snapshot().Pool, ce)
+		h.observeFailure(r, rec, rec.Snapshot().Pool, ce, "answered")
 	}
 	rec.Fail(ce)
 	s := rec.Snapshot()
@@ -349,9 +366,10 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, rec *obs.Recor
 		return
 	}
 	p := errorpage.Problem{
-		Cause:     h.causes.Get(ce.ID),
-		Detail:    ce.Detail,
-		RequestID: rec.ID,
+		Cause:      h.causes.Get(ce.ID),
+		Detail:     ce.Detail,
+		RequestID:  rec.ID,
+		RetryAfter: ce.RetryAfter,
 	}
 	if inPrefixes(r.RemoteAddr, h.showDetails) {
 		p.ShowInternal = true
@@ -362,8 +380,10 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, rec *obs.Recor
 }
 
 // observeFailure counts and logs a failed attempt (or an upstream's own
-// error status) for the owner.
-func (h *Handler) observeFailure(r *http.Request, rec *obs.Record, pool string, ce *cause.Error) {
+// error status) for the owner; action says what the gateway did about it:
+// "retried", "answered" (with an error response), "passed through", or
+// "closed the visitor's connection".
+func (h *Handler) observeFailure(r *http.Request, rec *obs.Record, pool string, ce *cause.Error, action string) {
 	if ce.ID == cause.ClientClosed {
 		h.log.LogAttrs(r.Context(), slog.LevelInfo, "visitor closed the connection",
 			slog.String("request_id", rec.ID), slog.String("cause", string(ce.ID)),
@@ -384,64 +404,13 @@ func (h *Handler) observeFailure(r *http.Request, rec *obs.Record, pool string, 
 		slog.String("method", r.Method),
 		slog.String("host", r.Host),
 		slog.String("path", r.URL.Path),
+		slog.String("action", action),
 		slog.String("owner", c.Owner),
 	}
 	if ce.Err != nil {
 		attrs = append(attrs, slog.String("error", ce.Err.Error()))
 	}
 	h.log.LogAttrs(r.Context(), slog.LevelWarn, c.Title, attrs...)
-}
-
-// attemptTransport makes one attempt of a request to a target of its pool.
-type attemptTransport struct {
-	h    *Handler
-	pool *upstream.Pool
-}
-
-// RoundTrip picks a target, sends the request to it with a trace, and
-// returns the response or a *cause.Error.
-func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	h := t.h
-	rec := obs.RecordFrom(req.Context())
-	target := t.pool.Pick()
-	if target == nil {
-		ce := &cause.Error{ID: cause.NoHealthyUpstream, Detail: "no targets"}
-		h.observeFailure(req, rec, t.pool.Name, ce)
-		return nil, ce
-	}
-	rec.StartAttempt(target.Addr)
-	if h.metrics != nil {
-		h.metrics.ObserveAttempt(t.pool.Name, target.Addr)
-	}
-	req.URL.Scheme = target.URL.Scheme
-	req.URL.Host = target.URL.Host
-	tr := newAttemptTrace(h.now)
-	traced := req.WithContext(httptraceContext(req.Context(), tr))
-	res, err := t.pool.Transport.RoundTrip(traced)
-	phase, phases, read := tr.state()
-	rec.SetPhases(phases)
-	if err != nil {
-		ce := classify(err, classification{
-			phase:          phase,
-			bytesRead:      read,
-			maxHeaderBytes: t.pool.MaxResponseHeaderBytes,
-			clientGone:     clientGone(req),
-		})
-		ce.Target = target.Addr
-		h.observeFailure(req, rec, t.pool.Name, ce)
-		return nil, ce
-	}
-	if h.metrics != nil {
-		h.metrics.ObserveFirstByte(t.pool.Name, phases.FirstByte)
-	}
-	target.Idle.ObserveHeader(res.Header)
-	return res, nil
-}
-
-// clientGone reports whether the visitor cancelled the request (as opposed
-// to the gateway's own request timeout expiring).
-func clientGone(req *http.Request) bool {
-	return req.Context().Err() == context.Canceled //nolint:errorlint // Err returns the sentinel itself
 }
 
 // bodyReader classifies a failure while the upstream's body is copied.
@@ -463,7 +432,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		s := rec.Snapshot()
 		ce.Target = s.Target
 		rec.Fail(ce)
-		b.h.observeFailure(b.req, rec, s.Pool, ce)
+		b.h.observeFailure(b.req, rec, s.Pool, ce, "closed the visitor's connection")
 	}
 	return n, err
 }

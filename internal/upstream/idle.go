@@ -15,7 +15,8 @@ import (
 // about to close (the keep-alive race behind many "random" 502s). The zero
 // value knows nothing and retires nothing.
 type IdleLearner struct {
-	learned atomic.Int64 // nanoseconds; 0 = unknown
+	learned  atomic.Int64 // nanoseconds; 0 = unknown
+	reported atomic.Int64 // the value TakeChange last returned
 }
 
 // minIdleObservation ignores closes that come so soon after a response that
@@ -76,4 +77,14 @@ func (l *IdleLearner) RetireAfter() time.Duration {
 		return 0
 	}
 	return d - min(d/4, time.Second)
+}
+
+// TakeChange returns the learned timeout and true when it changed since the
+// last call, so a caller can export it only when it changes.
+func (l *IdleLearner) TakeChange() (time.Duration, bool) {
+	cur := l.learned.Load()
+	if l.reported.Swap(cur) == cur {
+		return 0, false
+	}
+	return time.Duration(cur), true
 }

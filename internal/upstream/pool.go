@@ -1,35 +1,47 @@
-// Package upstream holds the pools of upstream targets: each target's
-// address and weight, the choice of a target for a request, and the HTTP
-// transport that keeps connections to them.
 package upstream
 
 import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatewise/gatewise/internal/config"
+	"github.com/gatewise/gatewise/internal/obs"
 )
 
-// Target is one upstream server of a pool.
+// Target is one upstream server of a pool. Its exported fields are set by
+// NewPool and never change; its state (outstanding requests, latency,
+// health, ejection, slow start) changes through Pool.Pick, Begin and
+// Pool.SetHealthy and is read with Pool.Status.
 type Target struct {
 	// URL is the target's base URL (scheme and host:port).
 	URL *url.URL
 	// Addr is host:port, the target's name in logs and metrics.
 	Addr string
 	// Weight is the target's share relative to the pool's other targets.
+	// Default: 1.
 	Weight int
 	// Idle learns the target's keep-alive idle timeout.
 	Idle *IdleLearner
+	// Backup marks a target that serves only when no primary target may
+	// (every primary is unhealthy, ejected or already tried by the
+	// request). Default: false.
+	Backup bool
+
+	state
 }
 
-// Pool is a named group of targets with its own transport.
+// Pool is a named group of targets with its own transport, the state of
+// each target, and the policy that picks a target for each request. Its
+// methods are safe for concurrent use.
 type Pool struct {
 	// Name is the pool's name from the config.
 	Name string
@@ -43,14 +55,56 @@ type Pool struct {
 	// MaxResponseHeaderBytes is the limit on a response's header section.
 	MaxResponseHeaderBytes int64
 
-	mu      sync.Mutex
-	current []int // smooth weighted round robin state, one per target
+	settings
+	metrics *obs.Metrics
+	log     *slog.Logger
+	now     func() time.Time
+
+	rrMu    sync.Mutex
+	current []int64 // smooth weighted round robin state, one per target
+
+	// mu serializes changes of the targets' health and ejection state
+	// (and the timer that restores ejected targets).
+	mu          sync.Mutex
+	nextRestore atomic.Int64 // unix ns of the earliest end of an ejection; 0: none
+	allDown     bool         // no target healthy and not ejected (logged once per change)
+	timer       *time.Timer
+	timerAt     int64
+	closed      bool
 }
 
-// NewPool builds a pool from its config. limits gives the response header
-// limit. The pool's connections are opened lazily.
-func NewPool(pc *config.Pool, limits config.Limits) (*Pool, error) {
-	p := &Pool{Name: pc.Name, Timeouts: pc.Timeouts, MaxResponseHeaderBytes: int64(limits.ResponseHeaderBytes)}
+// PoolOptions are what a pool needs besides its config.
+type PoolOptions struct {
+	// Metrics receives the targets' state: up or not, ejections, state
+	// changes and panic picks. If nil, no metrics are recorded.
+	Metrics *obs.Metrics
+	// Logger receives every change of a target's state (unhealthy,
+	// healthy, ejected, restored) with its reason, and the pool's entering
+	// and leaving panic mode. If nil, they are discarded.
+	Logger *slog.Logger
+	// Now returns the current time; tests inject a clock. If nil,
+	// time.Now.
+	Now func() time.Time
+}
+
+// NewPool builds a pool from its config. In a config that did not go
+// through config.ApplyDefaults, an empty policy or hash key, a nil pointer
+// and a zero ejection length take their documented defaults (a zero
+// SlowStart stays off). limits gives the response header limit. Every target starts healthy, not
+// ejected and at full weight. The pool's connections are opened lazily.
+func NewPool(pc *config.Pool, limits config.Limits, opts PoolOptions) (*Pool, error) {
+	p := &Pool{Name: pc.Name, Timeouts: pc.Timeouts, MaxResponseHeaderBytes: int64(limits.ResponseHeaderBytes),
+		metrics: opts.Metrics, log: opts.Logger, now: opts.Now}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	var err error
+	if p.settings, err = newSettings(pc); err != nil {
+		return nil, fmt.Errorf("pool %s: %w", pc.Name, err)
+	}
 	for i, tc := range pc.Targets {
 		u, err := url.Parse(tc.URL)
 		if err != nil {
@@ -68,9 +122,14 @@ func NewPool(pc *config.Pool, limits config.Limits) (*Pool, error) {
 		if w < 1 {
 			w = 1
 		}
-		p.Targets = append(p.Targets, &Target{URL: &url.URL{Scheme: u.Scheme, Host: host}, Addr: host, Weight: w, Idle: &IdleLearner{}})
+		t := &Target{URL: &url.URL{Scheme: u.Scheme, Host: host}, Addr: host, Weight: w, Idle: &IdleLearner{}, Backup: tc.Backup}
+		t.init(p)
+		p.Targets = append(p.Targets, t)
 	}
-	p.current = make([]int, len(p.Targets))
+	p.current = make([]int64, len(p.Targets))
+	for _, t := range p.Targets {
+		p.setUp(t)
+	}
 	tlsConf, err := clientTLS(pc.TLS)
 	if err != nil {
 		return nil, fmt.Errorf("pool %s: %w", pc.Name, err)
@@ -132,29 +191,13 @@ func clientTLS(c config.UpstreamTLS) (*tls.Config, error) {
 	return conf, nil
 }
 
-// Pick returns the next target by smooth weighted round robin (nginx's
-// algorithm: over any window each target gets its weight's share, spread
-// out rather than in bursts). It returns nil when the pool has no target.
-func (p *Pool) Pick() *Target {
-	if len(p.Targets) == 0 {
-		return nil
-	}
-	if len(p.Targets) == 1 {
-		return p.Targets[0]
-	}
+// Close stops the pool's timer and releases its idle connections.
+func (p *Pool) Close() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	total, best := 0, 0
-	for i, t := range p.Targets {
-		p.current[i] += t.Weight
-		total += t.Weight
-		if p.current[i] > p.current[best] {
-			best = i
-		}
+	p.closed = true
+	if p.timer != nil {
+		p.timer.Stop()
 	}
-	p.current[best] -= total
-	return p.Targets[best]
+	p.mu.Unlock()
+	p.Transport.CloseIdleConnections()
 }
-
-// Close releases the pool's idle connections.
-func (p *Pool) Close() { p.Transport.CloseIdleConnections() }

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# bench/chaos.sh runs the same chaos against gatewise, nginx and HAProxy,
+# side by side (bench/chaos/), and writes docs/chaos.md.
+#
+# Usage:
+#   bash bench/chaos.sh                      20s of load per proxy
+#   bash bench/chaos.sh --duration 5s        a quick run
+#   bash bench/chaos.sh --gatewise BIN       use this gatewise binary instead of building one
+#   bash bench/chaos.sh --workers 32 --proxies nginx,haproxy --out ''
+#
+# Options: --duration D, --workers N, --post-percent P, --proxies LIST,
+# --gatewise BIN, --out FILE (default docs/chaos.md; '' for none), and
+# --keep (keep the work directory; it is kept anyway when the run fails).
+#
+# As root on Debian or Ubuntu, nginx and HAProxy are installed with apt-get
+# when missing; as another user the script prints the install line and
+# exits 1.
+set -euo pipefail
+
+start_dir=$PWD
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+fail() {
+	printf 'bench/chaos.sh: %s\n' "$*" >&2
+	exit 1
+}
+
+duration=20s
+workers=16
+post_percent=20
+proxies=gatewise,nginx,haproxy
+gatewise_bin=""
+out=$root/docs/chaos.md
+keep=0
+while (($# > 0)); do
+	case $1 in
+	--duration | --workers | --post-percent | --proxies | --gatewise | --out)
+		(($# >= 2)) || fail "$1 needs a value"
+		opt=$1
+		val=$2
+		shift 2
+		;;
+	--*=*)
+		opt=${1%%=*}
+		val=${1#*=}
+		shift
+		;;
+	--keep)
+		keep=1
+		shift
+		continue
+		;;
+	-h | --help)
+		sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
+		exit 0
+		;;
+	*) fail "unknown argument $1 (see --help)" ;;
+	esac
+	case $opt in
+	--duration) duration=$val ;;
+	--workers) workers=$val ;;
+	--post-percent) post_percent=$val ;;
+	--proxies) proxies=$val ;;
+	--gatewise) gatewise_bin=$val ;;
+	--out) out=$val ;;
+	*) fail "unknown option $opt (see --help)" ;;
+	esac
+done
+
+# Paths given relative to where the script was started from.
+if [[ -n $gatewise_bin && $gatewise_bin != /* ]]; then gatewise_bin=$start_dir/$gatewise_bin; fi
+if [[ -n $out && $out != /* ]]; then out=$start_dir/$out; fi
+
+# have reports whether a program is on PATH or in the sbin directories,
+# where Debian puts nginx and haproxy.
+have() {
+	command -v "$1" >/dev/null 2>&1 || [[ -x /usr/sbin/$1 || -x /sbin/$1 ]]
+}
+
+missing=()
+for p in nginx haproxy; do
+	if [[ ,$proxies, == *,$p,* ]] && ! have "$p"; then missing+=("$p"); fi
+done
+if ((${#missing[@]} > 0)); then
+	install=(env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}")
+	if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+		{
+			echo "bench/chaos.sh: missing: ${missing[*]}"
+			echo "Install them (Debian 12 or Ubuntu), then run bench/chaos.sh again:"
+			echo "  sudo apt-get update && sudo ${install[*]}"
+		} >&2
+		exit 1
+	fi
+	echo "==> installing ${missing[*]}"
+	apt-get update
+	"${install[@]}" || fail "apt-get install ${missing[*]} failed"
+	for p in "${missing[@]}"; do
+		have "$p" || fail "$p is still missing after apt-get install"
+	done
+	# The packages start their own service on port 80 (nginx) and enable
+	# it; the benchmark runs its own instances, so stop those when systemd
+	# runs them. Without systemd (a container) nothing was started.
+	if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+		for p in "${missing[@]}"; do systemctl stop "$p" >/dev/null 2>&1 || true; done
+	fi
+fi
+
+if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
+	PATH=/usr/local/go/bin:$PATH
+fi
+command -v go >/dev/null 2>&1 || fail "go is not on PATH: install Go $(sed -n 's/^go //p' go.mod) from https://go.dev/dl/"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/gatewise-chaos.XXXXXX")
+status=1
+ran=0
+# shellcheck disable=SC2317 # called by the EXIT trap
+finish() {
+	if ((ran == 0)); then
+		rm -rf "$tmp"
+	elif ((status == 0 && keep == 0)); then
+		# Keep the results and configs; drop the binaries.
+		rm -rf "${tmp:?}/bin"
+	fi
+}
+trap finish EXIT
+
+gatewise_note=""
+if [[ -n $gatewise_bin ]]; then
+	gatewise_note="binary $gatewise_bin given with --gatewise"
+else
+	echo "==> go build ./cmd/gatewise"
+	go build -o "$tmp/bin/gatewise" ./cmd/gatewise ||
+		fail "building gatewise failed; fix the build or pass --gatewise BIN"
+	gatewise_bin=$tmp/bin/gatewise
+fi
+echo "==> go build ./bench/chaos"
+go build -o "$tmp/bin/chaos" ./bench/chaos || fail "building bench/chaos failed"
+
+echo "==> chaos: $duration per proxy, $workers clients, $proxies"
+ran=1
+set +e
+"$tmp/bin/chaos" -gatewise "$gatewise_bin" -duration "$duration" -workers "$workers" \
+	-post-percent "$post_percent" -proxies "$proxies" -dir "$tmp" -out "$out" -repo "$root" \
+	-gatewise-note "$gatewise_note"
+status=$?
+set -e
+echo "work directory (configs, logs, results.json): $tmp"
+exit "$status"

@@ -1,0 +1,221 @@
+package health
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"strings"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/gatewise/gatewise/internal/cause"
+	"github.com/gatewise/gatewise/internal/upstream"
+)
+
+// result is the outcome of one check.
+type result struct {
+	// pass reports whether the check passed.
+	pass bool
+	// reason says why a failing check failed, in the owner's words, such
+	// as "connection_refused" or "answered 500, want 2xx/3xx".
+	reason string
+	// cause is the failure's cause, when it has one (a status or body
+	// that did not match has none).
+	cause cause.ID
+	// err is the underlying error, for the DEBUG log. May be nil.
+	err error
+}
+
+// fail returns the result of a check that failed with ce.
+func fail(ce *cause.Error) result {
+	reason := string(ce.ID)
+	if ce.Detail != "" {
+		reason += " (" + ce.Detail + ")"
+	}
+	return result{reason: reason, cause: ce.ID, err: ce.Err}
+}
+
+// check runs one check of t.
+func (c *Checker) check(ctx context.Context, t *upstream.Target) result {
+	if c.hc.TCP {
+		return c.checkTCP(ctx, t.Addr)
+	}
+	return c.checkHTTP(ctx, t.URL.Scheme+"://"+t.URL.Host+c.hc.Path)
+}
+
+// checkTCP checks that a connection to addr opens within the timeout.
+func (c *Checker) checkTCP(parent context.Context, addr string) result {
+	ctx, cancel := context.WithTimeout(parent, c.hc.Timeout.Duration)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return fail(c.classify(ctx, err, cause.PhaseConnect))
+	}
+	_ = conn.Close()
+	return result{pass: true}
+}
+
+// checkHTTP sends one GET to url and judges the answer.
+func (c *Checker) checkHTTP(parent context.Context, url string) result {
+	if c.expectBodyErr != nil {
+		return result{reason: c.expectBodyErr.Error(), cause: cause.ProxyConfigurationError, err: c.expectBodyErr}
+	}
+	ctx, cancel := context.WithTimeout(parent, c.hc.Timeout.Duration)
+	defer cancel()
+	var ph phase
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, ph.trace()), http.MethodGet, url, nil)
+	if err != nil {
+		return result{reason: "cannot build the request: " + err.Error(), cause: cause.ProxyConfigurationError, err: fmt.Errorf("health check request: %w", err)}
+	}
+	if c.hc.Host != "" {
+		req.Host = c.hc.Host
+	}
+	req.Header.Set("User-Agent", UserAgent)
+	res, err := c.transport.RoundTrip(req)
+	if err != nil {
+		return fail(c.classify(ctx, fmt.Errorf("GET %s: %w", url, err), ph.get()))
+	}
+	ph.set(cause.PhaseHeaders)
+	body, err := drain(res.Body)
+	if !statusMatches(res.StatusCode, c.hc.ExpectStatus) {
+		return result{reason: fmt.Sprintf("answered %d, want %s", res.StatusCode, strings.Join(c.hc.ExpectStatus, "/")), cause: cause.UpstreamErrorStatus}
+	}
+	if err != nil {
+		return fail(c.classify(ctx, fmt.Errorf("GET %s: %w", url, err), cause.PhaseHeaders))
+	}
+	if c.expectBody != nil && !c.expectBody.Match(body) {
+		return result{reason: fmt.Sprintf("answered %d but its body did not match expect_body \"%s\"", res.StatusCode, c.hc.ExpectBody)}
+	}
+	return result{pass: true}
+}
+
+// phase records how far an HTTP check got, from its httptrace. The
+// transport may call the hooks from other goroutines, so it is atomic, and
+// it only moves forward.
+type phase struct{ v atomic.Uint32 }
+
+func (p *phase) get() cause.Phase { return cause.Phase(p.v.Load()) }
+
+func (p *phase) set(to cause.Phase) {
+	for {
+		old := p.v.Load()
+		if uint32(to) <= old || p.v.CompareAndSwap(old, uint32(to)) {
+			return
+		}
+	}
+}
+
+func (p *phase) trace() *httptrace.ClientTrace {
+	return &httptrace.ClientTrace{
+		GetConn:              func(string) { p.set(cause.PhaseDNS) },
+		DNSStart:             func(httptrace.DNSStartInfo) { p.set(cause.PhaseDNS) },
+		ConnectStart:         func(string, string) { p.set(cause.PhaseConnect) },
+		TLSHandshakeStart:    func() { p.set(cause.PhaseTLS) },
+		GotConn:              func(httptrace.GotConnInfo) { p.set(cause.PhaseConnected) },
+		WroteRequest:         func(httptrace.WroteRequestInfo) { p.set(cause.PhaseRequestWritten) },
+		GotFirstResponseByte: func() { p.set(cause.PhaseFirstByte) },
+	}
+}
+
+// classify maps a check's error to a cause from its type (errors.Is and
+// errors.As, never its text) and the phase ph the check reached; ctx is the
+// check's context, whose deadline is the check's timeout. It follows the
+// proxy's classification of failed attempts, for the causes a check can
+// meet.
+func (c *Checker) classify(ctx context.Context, err error, ph cause.Phase) *cause.Error {
+	if ce, ok := cause.Of(err); ok {
+		return ce
+	}
+	mk := func(id cause.ID, detail string) *cause.Error {
+		return &cause.Error{ID: id, Detail: detail, Phase: ph, Err: err}
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		switch {
+		case dnsErr.IsNotFound:
+			return mk(cause.DNSError, "not found")
+		case dnsErr.IsTimeout:
+			return mk(cause.DNSError, "timeout")
+		default:
+			return mk(cause.DNSError, "lookup failed")
+		}
+	}
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return mk(cause.ConnectionRefused, "")
+	case errors.Is(err, syscall.EHOSTUNREACH):
+		return mk(cause.DestinationUnavailable, "host unreachable")
+	case errors.Is(err, syscall.ENETUNREACH):
+		return mk(cause.DestinationUnavailable, "network unreachable")
+	case certificateError(err):
+		return mk(cause.TLSCertificateError, "")
+	}
+	timeout := isTimeout(err) || errors.Is(ctx.Err(), context.DeadlineExceeded)
+	var recErr tls.RecordHeaderError
+	var alert tls.AlertError
+	switch {
+	case ph == cause.PhaseTLS && !timeout:
+		return mk(cause.TLSProtocolError, "handshake")
+	case errors.As(err, &recErr) || errors.As(err, &alert):
+		return mk(cause.TLSProtocolError, "")
+	}
+	if timeout {
+		within := "within " + c.hc.Timeout.Duration.String()
+		switch {
+		case ph == cause.PhaseTLS:
+			return mk(cause.ConnectionTimeout, "no TLS handshake "+within)
+		case ph < cause.PhaseConnected:
+			return mk(cause.ConnectionTimeout, "no connection "+within)
+		case ph < cause.PhaseHeaders:
+			return mk(cause.HTTPResponseTimeout, "no answer "+within)
+		default:
+			return mk(cause.HTTPResponseTimeout, "body not read "+within)
+		}
+	}
+	reset := errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+	closed := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+	switch {
+	case ph >= cause.PhaseHeaders:
+		if reset {
+			return mk(cause.HTTPResponseIncomplete, "body reset")
+		}
+		return mk(cause.HTTPResponseIncomplete, "body")
+	case ph == cause.PhaseFirstByte:
+		if reset || closed {
+			return mk(cause.HTTPResponseIncomplete, "headers")
+		}
+		return mk(cause.HTTPProtocolError, "")
+	case reset:
+		return mk(cause.ConnectionTerminated, "reset")
+	case closed:
+		return mk(cause.ConnectionTerminated, "closed")
+	}
+	return mk(cause.ProxyInternalError, "")
+}
+
+// certificateError reports whether err is a failure to verify the peer's
+// certificate.
+func certificateError(err error) bool {
+	var verr *tls.CertificateVerificationError
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	return errors.As(err, &verr) || errors.As(err, &unknown) || errors.As(err, &host) || errors.As(err, &invalid)
+}
+
+// isTimeout reports whether err is a timeout: a net.Error that says so, or
+// a context deadline.
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

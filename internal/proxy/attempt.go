@@ -1,0 +1,295 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/gatewise/gatewise/internal/cause"
+	"github.com/gatewise/gatewise/internal/config"
+	"github.com/gatewise/gatewise/internal/obs"
+	"github.com/gatewise/gatewise/internal/upstream"
+)
+
+// attemptTransport sends a request to the targets of its pool: it picks a
+// target, makes the attempt with a trace, classifies a failure, and retries
+// on another target when that is safe, allowed and within the budget.
+type attemptTransport struct {
+	h      *Handler
+	pool   *upstream.Pool
+	retry  config.Retry
+	budget *retryBudget
+}
+
+func newAttemptTransport(h *Handler, pool *upstream.Pool, rc config.Retry) *attemptTransport {
+	percent, floor := config.DefaultRetryBudgetPercent, config.DefaultRetryBudgetMinPerSecond
+	if rc.BudgetPercent != nil {
+		percent = *rc.BudgetPercent
+	}
+	if rc.BudgetMinPerSecond != nil {
+		floor = *rc.BudgetMinPerSecond
+	}
+	if rc.Attempts < 1 {
+		rc.Attempts = 1
+	}
+	return &attemptTransport{h: h, pool: pool, retry: rc, budget: newRetryBudget(percent, floor, h.now)}
+}
+
+// errPerTryTimeout is the cause of an attempt's context when its per-try
+// timeout expires before the response headers.
+var errPerTryTimeout = errors.New("per-try timeout awaiting response headers")
+
+// perTryTimeoutError is the error an attempt fails with when its per-try
+// timeout expired: a net.Error timeout, so it classifies as one.
+type perTryTimeoutError struct{ err error }
+
+func (e perTryTimeoutError) Error() string   { return errPerTryTimeout.Error() + ": " + e.err.Error() }
+func (e perTryTimeoutError) Unwrap() error   { return e.err }
+func (e perTryTimeoutError) Timeout() bool   { return true }
+func (e perTryTimeoutError) Temporary() bool { return true }
+
+// RoundTrip runs the attempts of one request and returns the first
+// response, or the last attempt's *cause.Error.
+func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	h := t.h
+	rec := obs.RecordFrom(req.Context())
+	t.budget.request()
+	var body *replayBody
+	if req.Body != nil && req.Body != http.NoBody {
+		body = newReplayBody(req.Body, int64(t.retry.ReplayBodyBytes))
+	}
+	var tried []*upstream.Target
+	var target *upstream.Target
+	var panicked bool
+	for attempt := 1; ; attempt++ {
+		if attempt == 1 {
+			target, panicked = t.pool.Pick(req, nil)
+		}
+		if target == nil {
+			ce := &cause.Error{ID: cause.NoHealthyUpstream, Detail: "no target available", RetryAfter: t.pool.RetryAfter()}
+			h.observeFailure(req, rec, t.pool.Name, ce, "answered")
+			return nil, ce
+		}
+		tried = append(tried, target)
+		if panicked && h.metrics != nil {
+			h.metrics.ObservePanicPick(t.pool.Name)
+		}
+		res, ce := t.attempt(req, rec, target, body)
+		if ce == nil {
+			return res, nil
+		}
+		reason := t.retryDenied(req, ce, body, attempt)
+		var next *upstream.Target
+		nextPanicked := false
+		if reason == "" {
+			if next, nextPanicked = t.pool.Pick(req, tried); next == nil {
+				reason = "no_target"
+			}
+		}
+		if reason != "" {
+			h.observeFailure(req, rec, t.pool.Name, ce, "answered")
+			switch {
+			case ce.ID == cause.ClientClosed:
+			case panicked:
+				// Every target was down and this one, tried anyway in
+				// panic mode, failed too: the answer is that the pool has
+				// no healthy target, with the last failure as detail.
+				ce = &cause.Error{ID: cause.NoHealthyUpstream, Detail: "every target down; last: " + string(ce.ID),
+					Phase: ce.Phase, Target: ce.Target, Err: ce, RetryAfter: t.pool.RetryAfter()}
+			case reason == "no_target" && len(tried) > 1:
+				// Several targets, and each one tried failed.
+				ce = &cause.Error{ID: cause.NoHealthyUpstream, Detail: "every target failed; last: " + string(ce.ID),
+					Phase: ce.Phase, Target: ce.Target, Err: ce, RetryAfter: t.pool.RetryAfter()}
+			}
+			if h.metrics != nil && ce.ID != cause.ClientClosed {
+				h.metrics.ObserveRetryDenied(t.pool.Name, ce.ID, reason)
+			}
+			if reason == "budget" {
+				h.log.LogAttrs(req.Context(), slog.LevelWarn, "retry budget spent: not retrying",
+					slog.String("request_id", rec.ID), slog.String("pool", t.pool.Name), slog.String("cause", string(ce.ID)))
+			}
+			return nil, ce
+		}
+		h.observeFailure(req, rec, t.pool.Name, ce, "retried")
+		if h.metrics != nil {
+			h.metrics.ObserveRetry(t.pool.Name, ce.ID)
+		}
+		h.log.LogAttrs(req.Context(), slog.LevelInfo, "retrying on another target",
+			slog.String("request_id", rec.ID), slog.String("pool", t.pool.Name), slog.String("cause", string(ce.ID)),
+			slog.String("failed", target.Addr), slog.String("next", next.Addr), slog.Int("attempt", attempt+1))
+		if !t.sleep(req.Context(), attempt) {
+			return nil, cause.New(cause.ClientClosed, "", req.Context().Err())
+		}
+		target, panicked = next, nextPanicked
+	}
+}
+
+// attempt makes one try of req on target.
+func (t *attemptTransport) attempt(req *http.Request, rec *obs.Record, target *upstream.Target, body *replayBody) (*http.Response, *cause.Error) {
+	h := t.h
+	rec.StartAttempt(target.Addr)
+	if h.metrics != nil {
+		h.metrics.ObserveAttempt(t.pool.Name, target.Addr)
+	}
+	ctx, cancel := context.WithCancelCause(req.Context())
+	var timer *time.Timer
+	if d := t.retry.PerTryTimeout.Duration; d > 0 {
+		timer = time.AfterFunc(d, func() { cancel(errPerTryTimeout) })
+	}
+	tr := newAttemptTrace(h.now)
+	out := req.WithContext(httptraceContext(ctx, tr))
+	u := *req.URL
+	u.Scheme, u.Host = target.URL.Scheme, target.URL.Host
+	out.URL = &u
+	if body != nil {
+		out.Body = body.reader()
+		out.GetBody = func() (io.ReadCloser, error) {
+			if !body.replayable() {
+				return nil, errNotReplayable
+			}
+			return body.reader(), nil
+		}
+	}
+	end := target.Begin()
+	start := h.now()
+	res, err := t.pool.Transport.RoundTrip(out)
+	if timer != nil {
+		timer.Stop()
+	}
+	phase, phases, read := tr.state()
+	rec.SetPhases(phases)
+	if err != nil {
+		if errors.Is(context.Cause(ctx), errPerTryTimeout) {
+			err = perTryTimeoutError{err}
+		}
+		cancel(nil)
+		ce := classify(err, classification{
+			phase:          phase,
+			bytesRead:      read,
+			maxHeaderBytes: t.pool.MaxResponseHeaderBytes,
+			clientGone:     clientGone(req),
+		})
+		ce.Target = target.Addr
+		end(upstream.Outcome{Err: ce, Latency: h.now().Sub(start)})
+		return nil, ce
+	}
+	end(upstream.Outcome{Status: res.StatusCode, Latency: h.now().Sub(start)})
+	if h.metrics != nil {
+		h.metrics.ObserveFirstByte(t.pool.Name, phases.FirstByte)
+	}
+	target.Idle.ObserveHeader(res.Header)
+	if d, changed := target.Idle.TakeChange(); changed && h.metrics != nil {
+		h.metrics.SetLearnedIdleTimeout(t.pool.Name, target.Addr, d)
+		h.log.LogAttrs(req.Context(), slog.LevelInfo, "learned the target's keep-alive idle timeout",
+			slog.String("pool", t.pool.Name), slog.String("upstream", target.Addr), slog.Duration("idle_timeout", d),
+			slog.Duration("retire_after", target.Idle.RetireAfter()))
+	}
+	// The attempt's context lives as long as the response body. An
+	// upgraded connection's body is an io.ReadWriteCloser (the reverse
+	// proxy writes to it), so its wrapper keeps Write.
+	stop := func() { cancel(nil) }
+	if rwc, ok := res.Body.(io.ReadWriteCloser); ok && res.StatusCode == http.StatusSwitchingProtocols {
+		res.Body = &cancelOnCloseRW{ReadWriteCloser: rwc, cancel: stop}
+	} else {
+		res.Body = &cancelOnClose{ReadCloser: res.Body, cancel: stop}
+	}
+	return res, nil
+}
+
+// retryDenied returns why a failed attempt may not be retried, or "" when
+// it may: "unsafe" (the request may have reached the upstream and is not
+// idempotent), "attempts", "body" (too large to replay), "budget",
+// "deadline", or "final" (the cause is not one a retry can help); the
+// caller adds "no_target" when no other target may take the retry.
+func (t *attemptTransport) retryDenied(req *http.Request, ce *cause.Error, body *replayBody, attempt int) string {
+	switch ce.ID {
+	case cause.ClientClosed, cause.NoHealthyUpstream, cause.HTTPResponseHeaderSectionSize:
+		return "final"
+	}
+	if ce.Phase >= cause.PhaseHeaders {
+		return "final"
+	}
+	if attempt >= t.retry.Attempts {
+		return "attempts"
+	}
+	if ce.Phase.RequestMayHaveReached() && !idempotent(req) {
+		return "unsafe"
+	}
+	if body != nil && !body.replayable() {
+		return "body"
+	}
+	if dl, ok := req.Context().Deadline(); ok && time.Until(dl) < t.backoff(attempt) {
+		return "deadline"
+	}
+	if !t.budget.allow() {
+		return "budget"
+	}
+	return ""
+}
+
+// idempotent reports whether a request may be sent twice: its method is
+// idempotent (RFC 9110 9.2.2) or it carries an Idempotency-Key.
+func idempotent(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return req.Header.Get("Idempotency-Key") != "" || req.Header.Get("X-Idempotency-Key") != ""
+}
+
+// backoff returns the longest wait before retry number attempt.
+func (t *attemptTransport) backoff(attempt int) time.Duration {
+	return t.retry.Backoff.Duration << min(attempt-1, 10)
+}
+
+// sleep waits a jittered backoff (between half and all of it) and reports
+// false when the visitor left meanwhile.
+func (t *attemptTransport) sleep(ctx context.Context, attempt int) bool {
+	d := t.backoff(attempt)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	d = d/2 + rand.N(d/2+1)
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// cancelOnClose ends an attempt's context when its response body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel func()
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}
+
+// cancelOnCloseRW is cancelOnClose for an upgraded connection's body.
+type cancelOnCloseRW struct {
+	io.ReadWriteCloser
+	cancel func()
+}
+
+func (c *cancelOnCloseRW) Close() error {
+	err := c.ReadWriteCloser.Close()
+	c.cancel()
+	return err
+}
+
+// clientGone reports whether the visitor cancelled the request (as opposed
+// to the gateway's own request timeout expiring).
+func clientGone(req *http.Request) bool {
+	return errors.Is(req.Context().Err(), context.Canceled)
+}
