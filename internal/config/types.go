@@ -215,7 +215,8 @@ type Outlier struct {
 	// MaxEjection caps an ejection's length. Default: 5m.
 	MaxEjection Duration `yaml:"max_ejection"`
 	// MaxEjectedPercent is the largest share of the pool's targets that
-	// may be ejected at once. Default: 50.
+	// may be ejected at once, rounded up as Envoy does (50% of 3 targets
+	// is 2); a pool of one target never ejects it. Default: 50.
 	MaxEjectedPercent *int `yaml:"max_ejected_percent"`
 }
 

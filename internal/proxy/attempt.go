@@ -75,9 +75,6 @@ func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 			return nil, ce
 		}
 		tried = append(tried, target)
-		if panicked && h.metrics != nil {
-			h.metrics.ObservePanicPick(t.pool.Name)
-		}
 		res, ce := t.attempt(req, rec, target, body)
 		if ce == nil {
 			return res, nil
@@ -86,7 +83,14 @@ func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		var next *upstream.Target
 		nextPanicked := false
 		if reason == "" {
-			if next, nextPanicked = t.pool.Pick(req, tried); next == nil {
+			next, nextPanicked = t.pool.Pick(req, tried)
+			if next == nil && transient(ce) {
+				// No other target may take it, but a connection that was
+				// cut is worth one more try on the same target over a
+				// new connection (a restart, a keep-alive race).
+				next, nextPanicked = t.pool.Pick(req, nil)
+			}
+			if next == nil {
 				reason = "no_target"
 			}
 		}
@@ -100,9 +104,10 @@ func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 				// no healthy target, with the last failure as detail.
 				ce = &cause.Error{ID: cause.NoHealthyUpstream, Detail: "every target down; last: " + string(ce.ID),
 					Phase: ce.Phase, Target: ce.Target, Err: ce, RetryAfter: t.pool.RetryAfter()}
-			case reason == "no_target" && len(tried) > 1:
-				// Several targets, and each one tried failed.
-				ce = &cause.Error{ID: cause.NoHealthyUpstream, Detail: "every target failed; last: " + string(ce.ID),
+			case len(t.pool.Targets) > 1 && (reason == "no_target" || distinct(tried) >= len(t.pool.Targets)):
+				// Several targets, and none left that may serve: each
+				// was tried and failed, or is down.
+				ce = &cause.Error{ID: cause.NoHealthyUpstream, Detail: "no target left; last: " + string(ce.ID),
 					Phase: ce.Phase, Target: ce.Target, Err: ce, RetryAfter: t.pool.RetryAfter()}
 			}
 			if h.metrics != nil && ce.ID != cause.ClientClosed {
@@ -229,6 +234,30 @@ func (t *attemptTransport) retryDenied(req *http.Request, ce *cause.Error, body 
 		return "budget"
 	}
 	return ""
+}
+
+// distinct counts the different targets in tried.
+func distinct(tried []*upstream.Target) int {
+	n := 0
+	for i, t := range tried {
+		seen := false
+		for _, u := range tried[:i] {
+			if u == t {
+				seen = true
+				break
+			}
+		}
+		if !seen {
+			n++
+		}
+	}
+	return n
+}
+
+// transient reports whether a failure is of the connection rather than of
+// the target, so that trying the same target again may work.
+func transient(ce *cause.Error) bool {
+	return ce.ID == cause.ConnectionTerminated || (ce.ID == cause.HTTPResponseIncomplete && ce.Phase < cause.PhaseHeaders)
 }
 
 // idempotent reports whether a request may be sent twice: its method is

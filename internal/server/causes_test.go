@@ -28,6 +28,10 @@ type causeCase struct {
 	wantType   string // Proxy-Status error type
 	wantCause  string
 	wantDetail string // "" means any
+	// wantAttempts is how many tries the GET takes: a cut connection is
+	// tried again on the same target (the pool has one), up to
+	// retry.attempts (3); other causes are not. Zero means 1.
+	wantAttempts int
 }
 
 func startFault(t *testing.T, modes ...faults.Mode) string {
@@ -70,12 +74,12 @@ func causeCases() []causeCase {
 		{
 			desc:       "reset after the request: connection terminated (reset)",
 			target:     func(t *testing.T) string { return startFault(t, faults.Reset) },
-			wantStatus: 502, wantType: "connection_terminated", wantCause: "connection_terminated", wantDetail: "reset",
+			wantStatus: 502, wantType: "connection_terminated", wantCause: "connection_terminated", wantDetail: "reset", wantAttempts: 3,
 		},
 		{
 			desc:       "close before headers: connection terminated (closed)",
 			target:     func(t *testing.T) string { return startFault(t, faults.Close) },
-			wantStatus: 502, wantType: "connection_terminated", wantCause: "connection_terminated", wantDetail: "closed",
+			wantStatus: 502, wantType: "connection_terminated", wantCause: "connection_terminated", wantDetail: "closed", wantAttempts: 3,
 		},
 		{
 			desc:       "hang past the response header timeout",
@@ -96,7 +100,7 @@ func causeCases() []causeCase {
 		{
 			desc:       "header section cut short",
 			target:     func(t *testing.T) string { return startFault(t, faults.TruncatedHeader) },
-			wantStatus: 502, wantType: "http_response_incomplete", wantCause: "http_response_incomplete", wantDetail: "headers",
+			wantStatus: 502, wantType: "http_response_incomplete", wantCause: "http_response_incomplete", wantDetail: "headers", wantAttempts: 3,
 		},
 		{
 			desc:       "unresolvable host name",
@@ -197,8 +201,9 @@ func TestCauses(t *testing.T) {
 			if got := access["status"]; got != float64(tc.wantStatus) {
 				t.Errorf("access log status: got %v, want %d", got, tc.wantStatus)
 			}
-			if got := access["attempts"]; got != float64(1) {
-				t.Errorf("access log attempts: got %v, want 1", got)
+			wantAttempts := max(tc.wantAttempts, 1)
+			if got := access["attempts"]; got != float64(wantAttempts) {
+				t.Errorf("access log attempts: got %v, want %d", got, wantAttempts)
 			}
 			warn := findLine(g.log.lines(t), map[string]any{"level": "WARN", "request_id": reqID})
 			if warn == nil {

@@ -152,7 +152,7 @@ func TestChaos(t *testing.T) {
 	cfg.AccessLog = "off"
 	g := startGateway(t, cfg)
 
-	const total = 1500
+	const total = 3000
 	var once sync.Once
 	res := runLoad(t, g.url+"/orders", 8, total, 5, func(i int) {
 		if i == total/3 {
