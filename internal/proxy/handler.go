@@ -138,6 +138,15 @@ func New(opts Options) (*Handler, error) {
 	return h, nil
 }
 
+// Upstreams returns a snapshot of every pool's targets, by pool name.
+func (h *Handler) Upstreams() map[string][]upstream.TargetStatus {
+	out := make(map[string][]upstream.TargetStatus, len(h.pools))
+	for name, pp := range h.pools {
+		out[name] = pp.pool.Status()
+	}
+	return out
+}
+
 // Close stops the health checks and releases the idle upstream connections
 // of every pool.
 func (h *Handler) Close() {

@@ -30,3 +30,12 @@ func (s *Server) serveCauses(w http.ResponseWriter, _ *http.Request) {
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(out)
 }
+
+// serveUpstreams answers /api/upstreams: every pool's targets with their
+// health, ejection, load, latency and learned idle timeout.
+func (s *Server) serveUpstreams(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(s.root.Load().proxy.Upstreams())
+}

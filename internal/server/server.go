@@ -387,5 +387,6 @@ func (s *Server) adminHandler() http.Handler {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /api/causes", s.serveCauses)
+	mux.HandleFunc("GET /api/upstreams", s.serveUpstreams)
 	return mux
 }

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -73,5 +74,26 @@ func TestShutdownClosesTunnels(t *testing.T) {
 	}
 	if _, _, err := c.Read(ctx); err == nil {
 		t.Errorf("the tunnel is still open after shutdown")
+	}
+}
+
+// TestAdminUpstreams checks the admin API's view of the pools.
+func TestAdminUpstreams(t *testing.T) {
+	t.Parallel()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	t.Cleanup(up.Close)
+	g := startGateway(t, oneTargetConfig(up.URL))
+	res, err := http.Get(g.admin + "/api/upstreams")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var got map[string][]map[string]any
+	if err := json.NewDecoder(res.Body).Decode(&got); err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	app := got["app"]
+	if len(app) != 1 || app[0]["addr"] != strings.TrimPrefix(up.URL, "http://") || app[0]["healthy"] != true {
+		t.Errorf("/api/upstreams: got %v, want the one healthy target of pool app", got)
 	}
 }
