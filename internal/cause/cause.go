@@ -31,6 +31,7 @@ const (
 	NoHealthyUpstream             ID = "no_healthy_upstream"
 	ConnectionLimitReached        ID = "connection_limit_reached"
 	RateLimited                   ID = "rate_limited"
+	MemoryPressure                ID = "memory_pressure"
 	ClientClosed                  ID = "client_closed"
 	UpstreamErrorStatus           ID = "upstream_error_status"
 	NoRoute                       ID = "no_route"

@@ -156,6 +156,11 @@ func entries() []Cause {
 			},
 		},
 		{
+			ID: MemoryPressure, Title: "Gateway short of memory", Status: 503, ProxyStatusError: "proxy_internal_response", Hop: HopGateway, Retryable: true,
+			Visitor: "The site is busier than it can handle right now.",
+			Owner:   "The gateway stopped admitting new requests because its own memory (limits.memory_limit) or the host's available memory (limits.min_host_available_percent) crossed its threshold, before the kernel's OOM killer would pick a victim. Find what uses the memory (`gatewise doctor`, `free -m`, `ps aux --sort=-rss`), add memory, or lower the load.",
+		},
+		{
 			ID: ClientClosed, Title: "Visitor closed the connection", Status: 499, ProxyStatusError: "", Hop: HopVisitor, Retryable: true,
 			Visitor: "You closed the connection before the site answered.",
 			Owner:   "The visitor's client went away before the response was complete; nothing was sent. Many of these on one route mean it is slow enough that visitors give up.",

@@ -81,6 +81,32 @@ const (
 	DefaultRetryBackoff = 10 * time.Millisecond
 	// DefaultReplayBodyBytes is Retry.ReplayBodyBytes when not set.
 	DefaultReplayBodyBytes ByteSize = 64 << 10
+	// DefaultMaxHeaderCount is Limits.MaxHeaderCount when not set.
+	DefaultMaxHeaderCount = 100
+	// DefaultMaxURIBytes is Limits.MaxURIBytes when not set.
+	DefaultMaxURIBytes ByteSize = 8 << 10
+	// DefaultMaxBodyBytes is Limits.MaxBodyBytes when not set.
+	DefaultMaxBodyBytes ByteSize = 1 << 30
+	// DefaultBodyReadTimeout is Limits.BodyReadTimeout when not set.
+	DefaultBodyReadTimeout = 30 * time.Second
+	// DefaultMaxConnsPerIP is Limits.MaxConnsPerIP when not set.
+	DefaultMaxConnsPerIP = 256
+	// DefaultMaxConns is Limits.MaxConns when not set.
+	DefaultMaxConns = 10000
+	// DefaultMinHostAvailablePercent is Limits.MinHostAvailablePercent when not set.
+	DefaultMinHostAvailablePercent = 5
+	// DefaultRateLimitKey is RateLimit.Key when not set.
+	DefaultRateLimitKey = "client_ip"
+	// DefaultRoutePriority is Route.Priority when not set.
+	DefaultRoutePriority = "normal"
+	// DefaultConcurrencyMinLimit is Concurrency.MinLimit when not set.
+	DefaultConcurrencyMinLimit = 4
+	// DefaultConcurrencyMaxLimit is Concurrency.MaxLimit when not set.
+	DefaultConcurrencyMaxLimit = 1000
+	// DefaultConcurrencyQueue is Concurrency.Queue when not set.
+	DefaultConcurrencyQueue = 100
+	// DefaultQueueTimeout is Concurrency.QueueTimeout when not set.
+	DefaultQueueTimeout = time.Second
 )
 
 // DefaultExpectStatus is HealthCheck.ExpectStatus when not set.
@@ -112,6 +138,10 @@ func (c *Config) ApplyDefaults() {
 	}
 	c.setDuration(&c.Limits.ReadHeaderTimeout, "limits.read_header_timeout", DefaultReadHeaderTimeout)
 	c.setDuration(&c.Limits.ClientIdleTimeout, "limits.client_idle_timeout", DefaultClientIdleTimeout)
+	c.abuseDefaults()
+	if c.RateLimit != nil {
+		rateLimitDefaults(c.RateLimit)
+	}
 
 	for name, p := range c.Pools {
 		if p == nil {
@@ -146,6 +176,12 @@ func (c *Config) ApplyDefaults() {
 		}
 		if r.Name == "" {
 			r.Name = DefaultRouteName(r.Host, r.Path)
+		}
+		if r.Priority == "" {
+			r.Priority = DefaultRoutePriority
+		}
+		if r.RateLimit != nil {
+			rateLimitDefaults(r.RateLimit)
 		}
 	}
 }
@@ -207,6 +243,18 @@ func (c *Config) poolDefaults(p *Pool, pp string) {
 	c.setDuration(&o.BaseEjection, pp+".outlier.base_ejection", DefaultBaseEjection)
 	c.setDuration(&o.MaxEjection, pp+".outlier.max_ejection", DefaultMaxEjection)
 	o.MaxEjectedPercent = intOr(o.MaxEjectedPercent, DefaultMaxEjectedPercent)
+	cc := &p.Concurrency
+	if cc.Adaptive == nil {
+		cc.Adaptive = boolOr(nil, cc.MaxInFlight == 0)
+	}
+	if cc.MinLimit == 0 && !c.isSet(pp+".concurrency.min_limit") {
+		cc.MinLimit = DefaultConcurrencyMinLimit
+	}
+	if cc.MaxLimit == 0 && !c.isSet(pp+".concurrency.max_limit") {
+		cc.MaxLimit = DefaultConcurrencyMaxLimit
+	}
+	cc.Queue = intOr(cc.Queue, DefaultConcurrencyQueue)
+	c.setDuration(&cc.QueueTimeout, pp+".concurrency.queue_timeout", DefaultQueueTimeout)
 	r := &p.Retry
 	if r.Attempts == 0 && !c.isSet(pp+".retry.attempts") {
 		r.Attempts = DefaultRetryAttempts
@@ -225,4 +273,35 @@ func intOr(i *int, def int) *int {
 		return i
 	}
 	return &def
+}
+
+// abuseDefaults fills the defaults of the limits on what visitors send.
+func (c *Config) abuseDefaults() {
+	l := &c.Limits
+	if l.MaxHeaderCount == 0 && !c.isSet("limits.max_header_count") {
+		l.MaxHeaderCount = DefaultMaxHeaderCount
+	}
+	if l.MaxURIBytes == 0 && !c.isSet("limits.max_uri_bytes") {
+		l.MaxURIBytes = DefaultMaxURIBytes
+	}
+	if l.MaxBodyBytes == 0 && !c.isSet("limits.max_body_bytes") {
+		l.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	c.setDuration(&l.BodyReadTimeout, "limits.body_read_timeout", DefaultBodyReadTimeout)
+	l.MaxConnsPerIP = intOr(l.MaxConnsPerIP, DefaultMaxConnsPerIP)
+	l.MaxConns = intOr(l.MaxConns, DefaultMaxConns)
+	l.MinHostAvailablePercent = intOr(l.MinHostAvailablePercent, DefaultMinHostAvailablePercent)
+}
+
+// rateLimitDefaults fills a rate limit's key and burst; the burst defaults
+// to the rate's count per second (at least 1), so it needs a valid rate.
+func rateLimitDefaults(r *RateLimit) {
+	if r.Key == "" {
+		r.Key = DefaultRateLimitKey
+	}
+	if r.Burst == 0 {
+		if perSecond, err := ParseRate(r.Rate); err == nil {
+			r.Burst = max(1, int(perSecond+0.5))
+		}
+	}
 }

@@ -27,6 +27,7 @@ func goldenCases() []struct{ file, desc string } {
 		{"wrong_types", "values of the wrong type: list/mapping/scalar, duration, size, bool, integer; every one reported"},
 		{"duplicate_keys", "a key written twice in a struct, in the pools map and at the top level"},
 		{"sizes", "sizes that do not parse (negative, overflow), negative and zero durations"},
+		{"overload", "client-abuse limits, rate limits, concurrency limits and route priorities out of range"},
 		{"resilience", "selection policy, hash key, backups only, health checks, outlier ejection and retries out of range"},
 		{"limits", "header limits too small and too large, timeouts zero or negative, shutdown too long"},
 		{"shutdown_zero", "shutdown_timeout written as 0, header limits at their exact bounds"},

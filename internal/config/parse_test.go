@@ -55,7 +55,9 @@ func TestParseExample(t *testing.T) {
 		{"retry attempts", app.Retry.Attempts, 3},
 		{"retry replay_body_bytes", app.Retry.ReplayBodyBytes, ByteSize(64 << 10)},
 		{"static target weight not written", c.Pools["static"].Targets[0].Weight, 0},
-		{"routes", c.Routes, []Route{{Name: "static", Path: "/static/", Pool: "static"}, {Pool: "app"}}},
+		{"routes", c.Routes, []Route{{Name: "static", Path: "/static/", Pool: "static"},
+			{Name: "checkout", Path: "/checkout", Pool: "app", Priority: "high", MaxBodyBytes: 1 << 20,
+				RateLimit: &RateLimit{Rate: "600/m", Burst: 20, Key: "client_ip"}}, {Pool: "app"}}},
 		{"shutdown_timeout", c.ShutdownTimeout.Duration, 30 * time.Second},
 		{"request_header_bytes", c.Limits.RequestHeaderBytes, ByteSize(64 << 10)},
 		{"response_header_bytes", c.Limits.ResponseHeaderBytes, ByteSize(1 << 20)},
@@ -80,7 +82,7 @@ func TestExampleIsValid(t *testing.T) {
 	if got, want := c.Pools["static"].Targets[0].Weight, DefaultWeight; got != want {
 		t.Errorf("static target weight after defaults: got %d, want %d", got, want)
 	}
-	if got, want := c.Routes[1].Name, "* /"; got != want {
+	if got, want := c.Routes[2].Name, "* /"; got != want {
 		t.Errorf("default route name: got %q, want %q", got, want)
 	}
 }

@@ -34,6 +34,9 @@ type Config struct {
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// Limits bound what visitors may send.
 	Limits Limits `yaml:"limits"`
+	// RateLimit is the rate limit of every route that sets none.
+	// Default: none.
+	RateLimit *RateLimit `yaml:"rate_limit"`
 
 	// File is the path the config was read from; empty for a config built
 	// from flags. Not read from YAML.
@@ -112,6 +115,73 @@ type Limits struct {
 	// ClientIdleTimeout is how long a visitor's idle keep-alive
 	// connection is kept. Default: 75s.
 	ClientIdleTimeout Duration `yaml:"client_idle_timeout"`
+	// MaxHeaderCount is the most request header fields accepted; more is
+	// answered 431. Default: 100.
+	MaxHeaderCount int `yaml:"max_header_count"`
+	// MaxURIBytes is the longest request target (path and query)
+	// accepted; longer is answered 414. Default: 8KiB.
+	MaxURIBytes ByteSize `yaml:"max_uri_bytes"`
+	// MaxBodyBytes is the largest request body accepted; larger is
+	// answered 413 (or the upload is cut when it was not announced).
+	// Default: 1GiB; a route may set its own.
+	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
+	// BodyReadTimeout is how long a visitor may send no byte of a request
+	// body before the request is dropped (slow POST). Default: 30s.
+	BodyReadTimeout Duration `yaml:"body_read_timeout"`
+	// MaxConnsPerIP is the most connections one client IP may hold open
+	// at once; more are closed at once. Default: 256; 0 means no limit.
+	MaxConnsPerIP *int `yaml:"max_conns_per_ip"`
+	// MaxConns is the most client connections the gateway holds open at
+	// once, over all listeners. Default: 10000; 0 means no limit.
+	MaxConns *int `yaml:"max_conns"`
+	// MemoryLimit stops admitting new requests (503, cause
+	// memory_pressure) while the gateway process's resident memory is
+	// above this size. Default: 0, meaning 90% of the memory limit of the
+	// process's cgroup when there is one, else no process limit.
+	MemoryLimit ByteSize `yaml:"memory_limit"`
+	// MinHostAvailablePercent stops admitting new requests while the
+	// host's available memory (MemAvailable, as `free` shows it) is below
+	// this share of its total, before the kernel's OOM killer picks a
+	// victim. Default: 5; 0 disables it.
+	MinHostAvailablePercent *int `yaml:"min_host_available_percent"`
+}
+
+// RateLimit is a token bucket: Rate requests per Per, with bursts of up
+// to Burst, kept separately for each key.
+type RateLimit struct {
+	// Rate is the sustained rate, such as "50/s", "600/m" or "10000/h".
+	// Required.
+	Rate string `yaml:"rate"`
+	// Burst is how many requests may come at once above the rate.
+	// Default: the rate's count per second, at least 1 (50 for "50/s").
+	Burst int `yaml:"burst"`
+	// Key is what is counted separately: "client_ip" (the default; the
+	// address of the connection, or X-Forwarded-For's last untrusted hop
+	// when the connection comes from forwarding.trusted_proxies),
+	// "header:NAME", or "route" (one bucket for the whole route).
+	Key string `yaml:"key"`
+}
+
+// Concurrency bounds the requests in flight to a pool.
+type Concurrency struct {
+	// MaxInFlight is a fixed limit of requests in flight to the pool.
+	// Default: 0, meaning the limit is learned from the pool's latency
+	// (adaptive, see Adaptive).
+	MaxInFlight int `yaml:"max_in_flight"`
+	// Adaptive learns the pool's capacity from its latency (a gradient
+	// limit, as Netflix's concurrency-limits) and sheds the excess early,
+	// so admitted requests keep their normal latency. Default: true when
+	// MaxInFlight is 0.
+	Adaptive *bool `yaml:"adaptive"`
+	// MinLimit and MaxLimit bound the adaptive limit. Default: 4 and 1000.
+	MinLimit int `yaml:"min_limit"`
+	// MaxLimit is the adaptive limit's ceiling. Default: 1000.
+	MaxLimit int `yaml:"max_limit"`
+	// Queue is how many requests may wait for a slot. Default: 100.
+	Queue *int `yaml:"queue"`
+	// QueueTimeout is the longest a request waits for a slot before it is
+	// answered 503 connection_limit_reached. Default: 1s.
+	QueueTimeout Duration `yaml:"queue_timeout"`
 }
 
 // Pool is a named group of upstream targets.
@@ -150,6 +220,9 @@ type Pool struct {
 	// unhealthy, rather than failing them all with no_healthy_upstream.
 	// Default: true.
 	Panic *bool `yaml:"panic"`
+	// Concurrency bounds the requests in flight to the pool, learned from
+	// its latency by default.
+	Concurrency Concurrency `yaml:"concurrency"`
 	// LearnIdleTimeout learns each target's keep-alive idle timeout (from
 	// its Keep-Alive header and the idle connections it closes) and stops
 	// reusing pooled connections shortly before it. Default: true.
@@ -290,6 +363,16 @@ type Route struct {
 	Path string `yaml:"path"`
 	// Pool is the name of the pool serving the route. Required.
 	Pool string `yaml:"pool"`
+	// Priority is "high" for requests admitted before the rest when the
+	// pool sheds load (checkout, login), or "low" for those shed first.
+	// Default: "normal".
+	Priority string `yaml:"priority"`
+	// RateLimit limits the route's requests. Default: the top-level
+	// rate_limit, if any.
+	RateLimit *RateLimit `yaml:"rate_limit"`
+	// MaxBodyBytes overrides limits.max_body_bytes for the route.
+	// Default: 0, meaning limits.max_body_bytes.
+	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("5s",

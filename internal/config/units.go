@@ -143,3 +143,28 @@ func (b *ByteSize) UnmarshalText(text []byte) error {
 	*b = v
 	return nil
 }
+
+// ParseRate parses a rate such as "50/s", "600/m" or "10000/h" (also
+// "50/second", "1/minute", "2/hour") and returns it in requests per second.
+func ParseRate(s string) (float64, error) {
+	n, unit, ok := strings.Cut(strings.TrimSpace(s), "/")
+	if !ok {
+		return 0, fmt.Errorf("want a rate such as 50/s, 600/m or 10000/h, got %q", s)
+	}
+	count, err := strconv.ParseFloat(strings.TrimSpace(n), 64)
+	if err != nil || count <= 0 || count > 1e9 || count != count {
+		return 0, fmt.Errorf("want a positive count before the /, such as 50/s, got %q", s)
+	}
+	var per float64
+	switch strings.ToLower(strings.TrimSpace(unit)) {
+	case "s", "sec", "second":
+		per = 1
+	case "m", "min", "minute":
+		per = 60
+	case "h", "hour":
+		per = 3600
+	default:
+		return 0, fmt.Errorf("want a rate per s, m or h, such as 50/s, got %q", s)
+	}
+	return count / per, nil
+}

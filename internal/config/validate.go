@@ -58,6 +58,7 @@ func (c *Config) validate(files bool) []FieldError {
 		v.cidr(fmt.Sprintf("forwarding.trusted_proxies[%d]", i), s)
 	}
 	v.limits()
+	v.abuse()
 	v.pools()
 	v.routes()
 	return dedupe(v.errs)
@@ -584,6 +585,21 @@ func (v *validator) resilience(pp string, p *Pool) {
 	if o.MaxEjectedPercent != nil && (*o.MaxEjectedPercent < 0 || *o.MaxEjectedPercent > 100) {
 		v.errorf(op+".max_ejected_percent", "must be 0 to 100, got %d", *o.MaxEjectedPercent)
 	}
+	cc := p.Concurrency
+	cp := pp + ".concurrency"
+	if cc.MaxInFlight < 0 || cc.MaxInFlight > 1_000_000 {
+		v.errorf(cp+".max_in_flight", "must be 0 (learn the limit) to 1000000, got %d", cc.MaxInFlight)
+	}
+	if cc.MaxInFlight > 0 && cc.Adaptive != nil && *cc.Adaptive {
+		v.errorf(cp+".adaptive", "set either max_in_flight (a fixed limit) or adaptive: true, not both")
+	}
+	if cc.MinLimit < 1 || cc.MaxLimit < cc.MinLimit || cc.MaxLimit > 1_000_000 {
+		v.errorf(cp+".min_limit", "want 1 <= min_limit <= max_limit <= 1000000, got %d and %d", cc.MinLimit, cc.MaxLimit)
+	}
+	if cc.Queue != nil && (*cc.Queue < 0 || *cc.Queue > 1_000_000) {
+		v.errorf(cp+".queue", "must be 0 (no queue) to 1000000, got %d", *cc.Queue)
+	}
+	v.positive(cp+".queue_timeout", cc.QueueTimeout, DefaultQueueTimeout)
 	r := p.Retry
 	rp := pp + ".retry"
 	if r.Attempts < 1 || r.Attempts > 10 {
@@ -602,6 +618,60 @@ func (v *validator) resilience(pp string, p *Pool) {
 	}
 	if r.ReplayBodyBytes < 0 || r.ReplayBodyBytes > 64<<20 {
 		v.errorf(rp+".replay_body_bytes", "must be 0 to 64MiB, got %s", r.ReplayBodyBytes)
+	}
+}
+
+// abuse checks the limits on what visitors send, and the default rate
+// limit.
+func (v *validator) abuse() {
+	l := v.c.Limits
+	if l.MaxHeaderCount < 10 || l.MaxHeaderCount > 10000 {
+		v.errorf("limits.max_header_count", "must be 10 to 10000, got %d", l.MaxHeaderCount)
+	}
+	if l.MaxURIBytes < 256 || l.MaxURIBytes > 1<<20 {
+		v.errorf("limits.max_uri_bytes", "must be 256 to 1MiB, got %s", l.MaxURIBytes)
+	}
+	if l.MaxBodyBytes < 0 {
+		v.errorf("limits.max_body_bytes", "must not be negative, got %s", l.MaxBodyBytes)
+	}
+	v.positive("limits.body_read_timeout", l.BodyReadTimeout, DefaultBodyReadTimeout)
+	if l.MaxConnsPerIP != nil && *l.MaxConnsPerIP < 0 {
+		v.errorf("limits.max_conns_per_ip", "must not be negative (0: no limit), got %d", *l.MaxConnsPerIP)
+	}
+	if l.MaxConns != nil && *l.MaxConns < 0 {
+		v.errorf("limits.max_conns", "must not be negative (0: no limit), got %d", *l.MaxConns)
+	}
+	if l.MemoryLimit < 0 || (l.MemoryLimit > 0 && l.MemoryLimit < 16<<20) {
+		v.errorf("limits.memory_limit", "must be 0 (automatic) or at least 16MiB, got %s", l.MemoryLimit)
+	}
+	if p := l.MinHostAvailablePercent; p != nil && (*p < 0 || *p > 50) {
+		v.errorf("limits.min_host_available_percent", "must be 0 (off) to 50, got %d", *p)
+	}
+	if v.c.RateLimit != nil {
+		v.rateLimit("rate_limit", v.c.RateLimit)
+	}
+}
+
+// rateLimit checks a rate limit.
+func (v *validator) rateLimit(field string, r *RateLimit) {
+	rateOK := false
+	if r.Rate == "" {
+		v.errorf(field+".rate", "required, such as 50/s")
+	} else if _, err := ParseRate(r.Rate); err != nil {
+		v.errorf(field+".rate", "%v", err)
+	} else {
+		rateOK = true
+	}
+	// A zero burst with a bad rate is only the default that could not be
+	// worked out: the rate's error says it.
+	if (rateOK || r.Burst != 0) && (r.Burst < 1 || r.Burst > 1_000_000) {
+		v.errorf(field+".burst", "must be 1 to 1000000, got %d", r.Burst)
+	}
+	if r.Key != "client_ip" && r.Key != "route" {
+		kind, name, ok := strings.Cut(r.Key, ":")
+		if !ok || kind != "header" || name == "" || strings.ContainsAny(name, " \t:;,=") {
+			v.errorf(field+".key", "want client_ip, route or header:NAME, got %q", r.Key)
+		}
 	}
 }
 
@@ -761,6 +831,17 @@ func (v *validator) routes() {
 			} else {
 				v.errorf(rp+".pool", "unknown pool %q%s", r.Pool, listPools(names))
 			}
+		}
+		switch r.Priority {
+		case "high", "normal", "low", "":
+		default:
+			v.errorf(rp+".priority", "want high, normal or low, got %q", r.Priority)
+		}
+		if r.RateLimit != nil {
+			v.rateLimit(rp+".rate_limit", r.RateLimit)
+		}
+		if r.MaxBodyBytes < 0 {
+			v.errorf(rp+".max_body_bytes", "must not be negative, got %s", r.MaxBodyBytes)
 		}
 		pathOK := v.routePath(rp+".path", r.Path)
 		hostOK := v.routeHost(rp+".host", r.Host)
