@@ -161,6 +161,42 @@ func entries() []Cause {
 			Owner:   "The gateway stopped admitting new requests because its own memory (limits.memory_limit) or the host's available memory (limits.min_host_available_percent) crossed its threshold, before the kernel's OOM killer would pick a victim. Find what uses the memory (`gatewise doctor`, `free -m`, `ps aux --sort=-rss`), add memory, or lower the load.",
 		},
 		{
+			ID: RequestHeaderTooLarge, Title: "Request headers too large", Status: 431, ProxyStatusError: "http_request_error", Hop: HopVisitor, Retryable: false,
+			Visitor: "Your browser sent more or larger headers than this site accepts, often because of too many or too large cookies.",
+			Owner:   "The request had more header fields than limits.max_header_count or a header section larger than limits.request_header_bytes. Oversized cookies are the usual cause: clear them, or raise the limit if such requests are legitimate.",
+			Signatures: []Signature{
+				{Server: "nginx", Pattern: `client sent too (long|large) header|400 Request Header Or Cookie Too Large`},
+				{Server: "apache", Pattern: `AH00561|Request header exceeds LimitRequestFieldSize`},
+			},
+		},
+		{
+			ID: URITooLong, Title: "Address too long", Status: 414, ProxyStatusError: "http_request_error", Hop: HopVisitor, Retryable: false,
+			Visitor: "The address you asked for is longer than this site accepts.",
+			Owner:   "The request target (path and query) was longer than limits.max_uri_bytes. A link that piles up query parameters, or a scanner, is the usual cause; raise the limit only if such addresses are legitimate.",
+			Signatures: []Signature{
+				{Server: "nginx", Pattern: `client sent too long URI`},
+				{Server: "apache", Pattern: `AH00565|Request-URI Too Long`},
+			},
+		},
+		{
+			ID: RequestBodyTooLarge, Title: "Upload too large", Status: 413, ProxyStatusError: "http_request_error", Hop: HopVisitor, Retryable: false,
+			Visitor: "What you sent is larger than this site accepts.",
+			Owner:   "The request body was larger than limits.max_body_bytes (or the route's max_body_bytes). Raise the limit for the route that takes uploads if they are legitimate.",
+			Signatures: []Signature{
+				{Server: "nginx", Pattern: `client intended to send too large body`},
+				{Server: "apache", Pattern: `AH02018|Request body is larger than`},
+			},
+		},
+		{
+			ID: ClientTimeout, Title: "Visitor too slow", Status: 408, ProxyStatusError: "http_request_error", Hop: HopVisitor, Retryable: true,
+			Visitor: "Your connection sent the request too slowly, so the site stopped waiting.",
+			Owner:   "The visitor sent no byte of the request body for limits.body_read_timeout (a slow POST, a stalled mobile connection, or a slowloris attack). The attempt was abandoned: the upstream got at most the request's head and part of its body. Raise the timeout only if legitimate clients are that slow.",
+			Signatures: []Signature{
+				{Server: "nginx", Pattern: `client timed out \(110: .*while reading client request`},
+				{Server: "apache", Pattern: `AH01382|Request header read timeout`},
+			},
+		},
+		{
 			ID: ClientClosed, Title: "Visitor closed the connection", Status: 499, ProxyStatusError: "", Hop: HopVisitor, Retryable: true,
 			Visitor: "You closed the connection before the site answered.",
 			Owner:   "The visitor's client went away before the response was complete; nothing was sent. Many of these on one route mean it is slow enough that visitors give up.",

@@ -72,7 +72,7 @@ routes:
 		{"plural counts", []string{"config", "validate", two}, ExitOK,
 			two + ": ok (2 listeners, 2 pools, 2 routes)\n", ""},
 		{"the example validates", []string{"config", "validate", example}, ExitOK,
-			example + ": ok (1 listener, 2 pools, 2 routes)\n", ""},
+			example + ": ok (1 listener, 2 pools, 3 routes)\n", ""},
 		{"quiet", []string{"config", "validate", "-q", good}, ExitOK, "", ""},
 		{"every problem, sorted by line", []string{"config", "validate", bad}, ExitFailure, "",
 			bad + `:3: listeners[0].address: want host:port, such as 0.0.0.0:80, got "127.0.0.1" (missing port)` + "\n" +
@@ -140,7 +140,7 @@ func TestConfigDefaultsValidates(t *testing.T) {
 	if err := configCommand(context.Background(), []string{"validate", "-"}, &example, &out, &errb); err != nil {
 		t.Fatalf("config validate -: %v\n%s", err, errb.String())
 	}
-	if got, want := out.String(), "<stdin>: ok (1 listener, 2 pools, 2 routes)\n"; got != want {
+	if got, want := out.String(), "<stdin>: ok (1 listener, 2 pools, 3 routes)\n"; got != want {
 		t.Errorf("config validate -: got %q, want %q", got, want)
 	}
 	out.Reset()

@@ -28,6 +28,8 @@ type serveFlags struct {
 	responseHeaderTimeout time.Duration
 	accessLog             string
 	logLevel              string
+	rateLimit             string
+	maxInFlight           int
 }
 
 // multiFlag is a flag that may repeat.
@@ -47,6 +49,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&f.responseHeaderTimeout, "response-header-timeout", 30*time.Second, "quick start: wait for upstream response headers")
 	fs.StringVar(&f.accessLog, "access-log", "stdout", "quick start: access log destination: stdout, stderr, off or a file")
 	fs.StringVar(&f.logLevel, "log-level", "info", "process log level on stderr: debug, info, warn, error")
+	fs.StringVar(&f.rateLimit, "rate-limit", "", "quick start: a rate limit per client IP, such as 50/s (default: none)")
+	fs.IntVar(&f.maxInFlight, "max-in-flight", 0, "quick start: a fixed limit of requests in flight to the upstreams (default: learned from their latency)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: gatewise serve --upstream URL [--upstream URL ...] [--listen ADDR] [flags]\n       gatewise serve --config gatewise.yaml\n\nFlags:")
 		fs.PrintDefaults()
@@ -82,7 +86,7 @@ func serveConfig(fs *flag.FlagSet, f *serveFlags) (*config.Config, error) {
 	quick := []string{}
 	fs.Visit(func(fl *flag.Flag) {
 		switch fl.Name {
-		case "listen", "upstream", "admin-listen", "dial-timeout", "response-header-timeout", "access-log":
+		case "listen", "upstream", "admin-listen", "dial-timeout", "response-header-timeout", "access-log", "rate-limit", "max-in-flight":
 			quick = append(quick, "--"+fl.Name)
 		}
 	})
@@ -110,6 +114,19 @@ func serveConfig(fs *flag.FlagSet, f *serveFlags) (*config.Config, error) {
 			return nil, err
 		}
 		cfg.Pools["default"].Targets = append(cfg.Pools["default"].Targets, config.Target{URL: u, Weight: 1})
+	}
+	if f.rateLimit != "" {
+		if _, err := config.ParseRate(f.rateLimit); err != nil {
+			return nil, usageError("--rate-limit: %v", err)
+		}
+		cfg.RateLimit = &config.RateLimit{Rate: f.rateLimit}
+	}
+	if f.maxInFlight < 0 {
+		return nil, usageError("--max-in-flight: must be positive, got %d", f.maxInFlight)
+	}
+	if f.maxInFlight > 0 {
+		off := false
+		cfg.Pools["default"].Concurrency = config.Concurrency{MaxInFlight: f.maxInFlight, Adaptive: &off}
 	}
 	cfg.ApplyDefaults()
 	p := cfg.Pools["default"]
@@ -156,11 +173,13 @@ func flagConfigError(err error) error {
 	}
 	fe := errs.List[0]
 	flagOf := map[string]string{
-		"listeners[0].address":                   "--listen",
-		"admin.address":                          "--admin-listen",
-		"access_log":                             "--access-log",
-		"pools.default.timeouts.dial":            "--dial-timeout",
-		"pools.default.timeouts.response_header": "--response-header-timeout",
+		"listeners[0].address":                    "--listen",
+		"admin.address":                           "--admin-listen",
+		"access_log":                              "--access-log",
+		"pools.default.timeouts.dial":             "--dial-timeout",
+		"pools.default.timeouts.response_header":  "--response-header-timeout",
+		"rate_limit.rate":                         "--rate-limit",
+		"pools.default.concurrency.max_in_flight": "--max-in-flight",
 	}
 	name := fe.Field
 	if fl, ok := flagOf[fe.Field]; ok {

@@ -104,7 +104,7 @@ const (
 	// DefaultConcurrencyMaxLimit is Concurrency.MaxLimit when not set.
 	DefaultConcurrencyMaxLimit = 1000
 	// DefaultConcurrencyQueue is Concurrency.Queue when not set.
-	DefaultConcurrencyQueue = 100
+	DefaultConcurrencyQueue = 1000
 	// DefaultQueueTimeout is Concurrency.QueueTimeout when not set.
 	DefaultQueueTimeout = time.Second
 )

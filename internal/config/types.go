@@ -129,10 +129,12 @@ type Limits struct {
 	// body before the request is dropped (slow POST). Default: 30s.
 	BodyReadTimeout Duration `yaml:"body_read_timeout"`
 	// MaxConnsPerIP is the most connections one client IP may hold open
-	// at once; more are closed at once. Default: 256; 0 means no limit.
+	// at once; more are closed at once. The forwarding.trusted_proxies
+	// (a load balancer or CDN in front) are exempt. Default: 256; 0 means
+	// no limit.
 	MaxConnsPerIP *int `yaml:"max_conns_per_ip"`
-	// MaxConns is the most client connections the gateway holds open at
-	// once, over all listeners. Default: 10000; 0 means no limit.
+	// MaxConns is the most client connections each listener holds open at
+	// once. Default: 10000; 0 means no limit.
 	MaxConns *int `yaml:"max_conns"`
 	// MemoryLimit stops admitting new requests (503, cause
 	// memory_pressure) while the gateway process's resident memory is

@@ -27,6 +27,7 @@ type Metrics struct {
 	retries          *prometheus.CounterVec
 	retriesDenied    *prometheus.CounterVec
 	idleTimeout      *prometheus.GaugeVec
+	connsRejected    *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them on reg. It fails when
@@ -96,7 +97,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Name: "gatewise_upstream_learned_idle_timeout_seconds",
 		Help: "Each target's keep-alive idle timeout as learned by the gateway (0 while unknown).",
 	}, []string{"pool", "target"})
-	for _, c := range []prometheus.Collector{m.requests, m.requestDuration, m.upstreamFailures,
+	m.connsRejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatewise_connections_rejected_total",
+		Help: "Client connections closed at accept for a connection limit, by reason (max_conns or max_conns_per_ip).",
+	}, []string{"reason"})
+	for _, c := range []prometheus.Collector{m.connsRejected, m.requests, m.requestDuration, m.upstreamFailures,
 		m.upstreamAttempts, m.upstreamTTFB, m.inFlight, m.reloads, m.targetHealthy, m.ejections,
 		m.panics, m.healthChecks, m.transitions, m.retries, m.retriesDenied, m.idleTimeout} {
 		if err := reg.Register(c); err != nil {
@@ -188,3 +193,6 @@ func (m *Metrics) ObserveRetryDenied(pool string, id cause.ID, reason string) {
 func (m *Metrics) SetLearnedIdleTimeout(pool, target string, d time.Duration) {
 	m.idleTimeout.WithLabelValues(pool, target).Set(d.Seconds())
 }
+
+// ObserveConnRejected counts a client connection closed at accept.
+func (m *Metrics) ObserveConnRejected(reason string) { m.connsRejected.WithLabelValues(reason).Inc() }

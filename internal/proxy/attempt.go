@@ -171,6 +171,14 @@ func (t *attemptTransport) attempt(req *http.Request, rec *obs.Record, target *u
 		if errors.Is(context.Cause(ctx), errPerTryTimeout) {
 			err = perTryTimeoutError{err}
 		}
+		if body != nil {
+			// The visitor's body failed (too large, too slow): that is the
+			// cause, whatever the transport made of it (net/http cancels
+			// the request's context when a read from the visitor fails).
+			if be, ok := cause.Of(body.readErr()); ok {
+				err = be
+			}
+		}
 		cancel(nil)
 		ce := classify(err, classification{
 			phase:          phase,
@@ -212,7 +220,9 @@ func (t *attemptTransport) attempt(req *http.Request, rec *obs.Record, target *u
 // caller adds "no_target" when no other target may take the retry.
 func (t *attemptTransport) retryDenied(req *http.Request, ce *cause.Error, body *replayBody, attempt int) string {
 	switch ce.ID {
-	case cause.ClientClosed, cause.NoHealthyUpstream, cause.HTTPResponseHeaderSectionSize:
+	case cause.ClientClosed, cause.NoHealthyUpstream, cause.HTTPResponseHeaderSectionSize,
+		cause.RequestBodyTooLarge, cause.ClientTimeout:
+		// Nothing another try could change, or the visitor's own fault.
 		return "final"
 	}
 	if ce.Phase >= cause.PhaseHeaders {

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/gatewise/gatewise/internal/cause"
+	"github.com/gatewise/gatewise/internal/upstream"
 )
 
 // classification is what classify needs to know about an attempt besides
@@ -38,6 +39,14 @@ func classify(err error, c classification) *cause.Error {
 	}
 	if c.clientGone && errors.Is(err, context.Canceled) {
 		return mk(cause.ClientClosed, "")
+	}
+	if errors.Is(err, upstream.ErrRetiredIdle) {
+		// A pooled connection dropped before a byte was written: the
+		// upstream saw nothing, so any request may be retried.
+		return &cause.Error{ID: cause.ConnectionTerminated, Detail: "idle connection retired", Phase: cause.PhaseConnect, Err: err}
+	}
+	if errors.Is(err, errSuperseded) || errors.Is(err, errNotReplayable) {
+		return mk(cause.ConnectionTerminated, "body")
 	}
 
 	var dnsErr *net.DNSError

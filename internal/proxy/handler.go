@@ -23,6 +23,7 @@ import (
 	"github.com/gatewise/gatewise/internal/config"
 	"github.com/gatewise/gatewise/internal/errorpage"
 	"github.com/gatewise/gatewise/internal/health"
+	"github.com/gatewise/gatewise/internal/limit"
 	"github.com/gatewise/gatewise/internal/obs"
 	"github.com/gatewise/gatewise/internal/upstream"
 )
@@ -41,6 +42,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the time. Nil means time.Now.
 	Now func() time.Time
+	// Memory reports memory pressure, when new requests are refused.
+	// Nil means memory is not watched.
+	Memory *limit.MemoryGuard
 }
 
 // Handler proxies requests to the pools of one config. Build a new Handler
@@ -59,12 +63,14 @@ type Handler struct {
 	forwarded   bool
 	via         bool
 	checkers    []*health.Checker
+	admit       admission
 }
 
 // poolProxy is a pool with the reverse proxy that serves it.
 type poolProxy struct {
 	pool *upstream.Pool
 	rp   *httputil.ReverseProxy
+	conc *limit.Concurrency // nil: no limit
 }
 
 // New builds a Handler from a validated config.
@@ -97,6 +103,13 @@ func New(opts Options) (*Handler, error) {
 	if h.trusted, err = parsePrefixes(cfg.Forwarding.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("forwarding.trusted_proxies: %w", err)
 	}
+	l := cfg.Limits
+	h.admit = admission{
+		request: limit.RequestLimits{MaxHeaderCount: l.MaxHeaderCount, MaxURIBytes: int64(l.MaxURIBytes),
+			MaxBodyBytes: int64(l.MaxBodyBytes), BodyReadTimeout: l.BodyReadTimeout.Duration},
+		memory: opts.Memory,
+		bursts: newBurstLog(10*time.Second, h.now),
+	}
 	buffers := &bufferPool{}
 	for name, pc := range cfg.Pools {
 		pc.Name = name
@@ -106,6 +119,9 @@ func New(opts Options) (*Handler, error) {
 			return nil, err
 		}
 		pp := &poolProxy{pool: pool}
+		if pc.Concurrency.MaxInFlight > 0 || (pc.Concurrency.Adaptive != nil && *pc.Concurrency.Adaptive) {
+			pp.conc = limit.NewConcurrency(pc.Concurrency, h.now)
+		}
 		pp.rp = &httputil.ReverseProxy{
 			Rewrite:        h.rewrite,
 			Transport:      newAttemptTransport(h, pool, pc.Retry),
@@ -127,11 +143,21 @@ func New(opts Options) (*Handler, error) {
 			return nil, fmt.Errorf("route %q: unknown pool %q", rc.Name, rc.Pool)
 		}
 		host := strings.ToLower(strings.TrimSuffix(rc.Host, "."))
-		routes = append(routes, &route{name: rc.Name, host: host, wildcard: strings.HasPrefix(host, "*."), path: rc.Path, pool: pp})
+		lim, err := newRouteLimits(h, rc, cfg)
+		if err != nil {
+			h.Close()
+			return nil, fmt.Errorf("route %q: %w", rc.Name, err)
+		}
+		routes = append(routes, &route{name: rc.Name, host: host, wildcard: strings.HasPrefix(host, "*."), path: rc.Path, pool: pp, limits: lim})
 	}
 	if len(cfg.Routes) == 0 && len(h.pools) == 1 {
 		for name, pp := range h.pools {
-			routes = append(routes, &route{name: name, path: "/", pool: pp})
+			lim, err := newRouteLimits(h, config.Route{Name: name, Path: "/", Pool: name}, cfg)
+			if err != nil {
+				h.Close()
+				return nil, fmt.Errorf("pool %q: %w", name, err)
+			}
+			routes = append(routes, &route{name: name, path: "/", pool: pp, limits: lim})
 		}
 	}
 	h.routes = newRouteTable(routes)
@@ -147,6 +173,28 @@ func (h *Handler) Upstreams() map[string][]upstream.TargetStatus {
 	return out
 }
 
+// PoolLoad is one pool's concurrency state.
+type PoolLoad struct {
+	// Limit is the current limit of requests in flight (learned or fixed).
+	Limit int
+	// InFlight is the requests in flight.
+	InFlight int
+	// Queued is the requests waiting for a slot.
+	Queued int
+}
+
+// Load returns the concurrency state of every pool that has a limit, by
+// pool name.
+func (h *Handler) Load() map[string]PoolLoad {
+	out := make(map[string]PoolLoad, len(h.pools))
+	for name, pp := range h.pools {
+		if pp.conc != nil {
+			out[name] = PoolLoad{Limit: pp.conc.Limit(), InFlight: pp.conc.InFlight(), Queued: pp.conc.Queued()}
+		}
+	}
+	return out
+}
+
 // Close stops the health checks and releases the idle upstream connections
 // of every pool.
 func (h *Handler) Close() {
@@ -155,6 +203,13 @@ func (h *Handler) Close() {
 	}
 	for _, pp := range h.pools {
 		pp.pool.Close()
+	}
+	if h.routes != nil {
+		for _, rt := range h.routes.routes {
+			if rt.limits.rate != nil {
+				rt.limits.rate.Close()
+			}
+		}
 	}
 }
 
@@ -210,6 +265,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec = obs.NewRecord(id, h.now())
 		r = r.WithContext(obs.WithRecord(r.Context(), rec))
 	}
+	if !h.admitBeforeRoute(w, r, rec) {
+		return
+	}
 	rt := h.routes.match(r.Host, r.URL.Path)
 	if rt == nil {
 		ce := cause.New(cause.NoRoute, "", nil)
@@ -218,12 +276,31 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec.SetRoute(rt.name, rt.pool.pool.Name)
+	release, ok := h.admitRoute(w, r, rec, rt)
+	if !ok {
+		return
+	}
+	start := h.now()
+	defer func() {
+		s := rec.Snapshot()
+		lat := s.Phases.FirstByte
+		if lat == 0 {
+			lat = h.now().Sub(start)
+		}
+		release(limit.Result{Latency: lat, Failed: s.Err != nil && congestion(s.Err.ID)})
+	}()
 	if d := rt.pool.pool.Timeouts.Request.Duration; d > 0 {
 		ctx, cancel := context.WithTimeout(r.Context(), d)
 		defer cancel()
 		r = r.WithContext(ctx)
 	}
 	rt.pool.rp.ServeHTTP(w, r)
+}
+
+// congestion reports whether a failure is a sign the pool is overloaded
+// (a timeout), which lowers an adaptive concurrency limit.
+func congestion(id cause.ID) bool {
+	return id == cause.HTTPResponseTimeout || id == cause.ConnectionTimeout
 }
 
 // rewrite builds the outgoing request's headers. The target's address is
@@ -393,8 +470,10 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, rec *obs.Recor
 // "retried", "answered" (with an error response), "passed through", or
 // "closed the visitor's connection".
 func (h *Handler) observeFailure(r *http.Request, rec *obs.Record, pool string, ce *cause.Error, action string) {
-	if ce.ID == cause.ClientClosed {
-		h.log.LogAttrs(r.Context(), slog.LevelInfo, "visitor closed the connection",
+	if c := h.causes.Get(ce.ID); c.Hop == cause.HopVisitor {
+		// The visitor's doing (gone, too slow, too large): not an
+		// upstream failure, and not worth a warning.
+		h.log.LogAttrs(r.Context(), slog.LevelInfo, c.Title,
 			slog.String("request_id", rec.ID), slog.String("cause", string(ce.ID)),
 			slog.String("pool", pool), slog.String("upstream", ce.Target), slog.String("phase", ce.Phase.String()))
 		return

@@ -37,6 +37,14 @@ func (b *replayBody) replayable() bool {
 	return b.read <= b.limit && b.err == nil
 }
 
+// readErr returns the error, other than EOF, that reading the visitor's
+// body failed with, or nil.
+func (b *replayBody) readErr() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
 // reader returns a reader of the whole body for a new attempt; readers of
 // earlier attempts stop working.
 func (b *replayBody) reader() io.ReadCloser {

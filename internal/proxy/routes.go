@@ -13,6 +13,7 @@ type route struct {
 	wildcard bool
 	path     string
 	pool     *poolProxy
+	limits   routeLimits
 }
 
 // routeTable picks the most specific route for a request, like nginx: an

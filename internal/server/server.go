@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,7 @@ import (
 	"github.com/gatewise/gatewise/internal/cause"
 	"github.com/gatewise/gatewise/internal/config"
 	"github.com/gatewise/gatewise/internal/errorpage"
+	"github.com/gatewise/gatewise/internal/limit"
 	"github.com/gatewise/gatewise/internal/obs"
 	"github.com/gatewise/gatewise/internal/proxy"
 )
@@ -58,6 +60,8 @@ type Server struct {
 	adminLn   net.Listener
 	errs      chan error
 	tunnels   obs.Tunnels
+	memory    *limit.MemoryGuard
+	connLog   rejectLog
 }
 
 // generation is everything built from one config that a reload replaces.
@@ -80,18 +84,21 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		opts.Now = time.Now
 	}
 	s := &Server{opts: opts, log: opts.Logger, causes: cause.NewTable(), reg: prometheus.NewRegistry(), errs: make(chan error, 8)}
-	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newLoadCollector(s))
 	m, err := obs.NewMetrics(s.reg)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	s.metrics = m
+	s.memory = limit.StartMemoryGuard(cfg.Limits, time.Second, s.log)
 	gen, err := s.build(cfg)
 	if err != nil {
+		s.memory.Stop()
 		return nil, err
 	}
 	if err := s.loadCerts(cfg); err != nil {
 		gen.close()
+		s.memory.Stop()
 		return nil, err
 	}
 	s.cfg = cfg
@@ -111,7 +118,7 @@ func (s *Server) build(cfg *config.Config) (*generation, error) {
 	if err != nil {
 		return nil, err
 	}
-	ph, err := proxy.New(proxy.Options{Config: cfg, Renderer: renderer, Causes: s.causes, Metrics: s.metrics, Logger: s.log, Now: s.opts.Now})
+	ph, err := proxy.New(proxy.Options{Config: cfg, Renderer: renderer, Causes: s.causes, Metrics: s.metrics, Logger: s.log, Now: s.opts.Now, Memory: s.memory})
 	if err != nil {
 		if closer != nil {
 			_ = closer.Close()
@@ -190,11 +197,15 @@ func (s *Server) Start() error {
 	defer s.mu.Unlock()
 	cfg := s.cfg
 	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
+	maxConns, maxPerIP := derefInt(cfg.Limits.MaxConns), derefInt(cfg.Limits.MaxConnsPerIP)
 	for _, l := range cfg.Listeners {
 		ln, err := net.Listen("tcp", l.Address)
 		if err != nil {
 			s.closeListeners()
 			return fmt.Errorf("listen on %s: %w", l.Address, err)
+		}
+		if maxConns > 0 || maxPerIP > 0 {
+			ln = limit.LimitListenerExempt(ln, maxConns, maxPerIP, trustedPrefixes(cfg), s.rejectConn)
 		}
 		srv := &http.Server{
 			Handler:           s,
@@ -255,6 +266,59 @@ func (s *Server) serve(srv *http.Server, ln net.Listener) {
 		default:
 		}
 	}
+}
+
+// rejectConn counts a connection closed at accept and logs it once per
+// burst.
+func (s *Server) rejectConn(ip netip.Addr, reason string) {
+	s.metrics.ObserveConnRejected(reason)
+	s.connLog.note(s.log, ip, reason)
+}
+
+// rejectLog logs connections closed at accept at most once every 10
+// seconds, with the count since the last line.
+type rejectLog struct {
+	mu     sync.Mutex
+	last   time.Time
+	count  int
+	lastIP netip.Addr
+}
+
+func (l *rejectLog) note(log *slog.Logger, ip netip.Addr, reason string) {
+	now := time.Now()
+	l.mu.Lock()
+	l.count++
+	l.lastIP = ip
+	if !l.last.IsZero() && now.Sub(l.last) < 10*time.Second {
+		l.mu.Unlock()
+		return
+	}
+	n := l.count
+	l.count, l.last = 0, now
+	l.mu.Unlock()
+	log.Warn("closed client connections over a connection limit", slog.String("reason", reason),
+		slog.Int("closed", n), slog.String("last_client", ip.String()))
+}
+
+// trustedPrefixes returns forwarding.trusted_proxies (validated) as
+// prefixes; a bare address is a one-address prefix.
+func trustedPrefixes(cfg *config.Config) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range cfg.Forwarding.TrustedProxies {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+		} else if a, err := netip.ParseAddr(s); err == nil {
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		}
+	}
+	return out
+}
+
+func derefInt(p *int) int {
+	if p == nil {
+		return 0
+	}
+	return *p
 }
 
 // Errors delivers a listener's fatal error (it stopped serving).
@@ -375,6 +439,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		cancel()
 	}
 	s.root.Load().close()
+	s.memory.Stop()
 	return errors.Join(errs...)
 }
 
