@@ -86,9 +86,16 @@ func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 			next, nextPanicked = t.pool.Pick(req, tried)
 			if next == nil && transient(ce) {
 				// No other target may take it, but a connection that was
-				// cut is worth one more try on the same target over a
-				// new connection (a restart, a keep-alive race).
+				// cut is worth one more try on a target that is up, the
+				// same one included, over a new connection (a restart, a
+				// keep-alive race).
 				next, nextPanicked = t.pool.Pick(req, nil)
+			}
+			if next == nil {
+				// Every other target is down or ejected: one of them may
+				// have recovered since its verdict, and failing the
+				// request is certain.
+				next = t.pool.PickUntried(tried)
 			}
 			if next == nil {
 				reason = "no_target"

@@ -326,3 +326,32 @@ func cookieValue(lines []string, name string) (string, bool) {
 	}
 	return "", false
 }
+
+// PickUntried returns a target not in tried whatever its health or
+// ejection, preferring one that is not ejected, or nil when every target
+// was tried. A retry uses it as a last resort: a verdict of "down" may be
+// stale, and failing the request is certain.
+func (p *Pool) PickUntried(tried []*Target) *Target {
+	var fallback *Target
+	for _, t := range p.Targets {
+		if containsTarget(tried, t) {
+			continue
+		}
+		if t.available() {
+			return t
+		}
+		if fallback == nil {
+			fallback = t
+		}
+	}
+	return fallback
+}
+
+func containsTarget(list []*Target, t *Target) bool {
+	for _, u := range list {
+		if u == t {
+			return true
+		}
+	}
+	return false
+}
