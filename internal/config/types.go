@@ -278,11 +278,13 @@ type HealthCheck struct {
 // Outlier configures passive outlier detection: targets that fail live
 // requests in a row are ejected for a while.
 type Outlier struct {
-	// ConsecutiveFailures is how many connection failures or timeouts in
-	// a row eject a target. Default: 3; 0 disables it.
+	// ConsecutiveFailures is how many failures to connect (refused, DNS,
+	// TLS, connect timeout) or response timeouts in a row eject a target.
+	// Default: 3; 0 disables it.
 	ConsecutiveFailures *int `yaml:"consecutive_failures"`
-	// Consecutive5xx is how many 5xx answers (or broken responses) in a
-	// row eject a target. Default: 5; 0 disables it.
+	// Consecutive5xx is how many 5xx answers or broken responses (a
+	// connection cut mid-request included) in a row eject a target.
+	// Default: 5; 0 disables it.
 	Consecutive5xx *int `yaml:"consecutive_5xx"`
 	// BaseEjection is the first ejection's length; the Nth ejection in a
 	// row lasts N times as long, up to MaxEjection. Default: 10s.

@@ -28,11 +28,11 @@ func TestEjection(t *testing.T) {
 		cases = append(cases, ejectionCase{desc, outcomes, nil, want, wantCause})
 	}
 	for _, id := range []cause.ID{cause.DNSError, cause.ConnectionRefused, cause.ConnectionTimeout, cause.DestinationUnavailable,
-		cause.ConnectionTerminated, cause.TLSProtocolError, cause.TLSCertificateError, cause.HTTPResponseTimeout} {
+		cause.TLSProtocolError, cause.TLSCertificateError, cause.HTTPResponseTimeout} {
 		add(fmt.Sprintf("3 × %s", id), repeat(3, failure(id)), true, id)
 		add(fmt.Sprintf("2 × %s", id), repeat(2, failure(id)), false, "")
 	}
-	for _, id := range []cause.ID{cause.HTTPProtocolError, cause.HTTPResponseHeaderSectionSize, cause.HTTPResponseIncomplete} {
+	for _, id := range []cause.ID{cause.ConnectionTerminated, cause.HTTPProtocolError, cause.HTTPResponseHeaderSectionSize, cause.HTTPResponseIncomplete} {
 		add(fmt.Sprintf("5 × %s", id), repeat(5, failure(id)), true, id)
 		add(fmt.Sprintf("4 × %s", id), repeat(4, failure(id)), false, "")
 	}

@@ -109,9 +109,12 @@ func judge(o Outcome) verdict {
 	}
 	switch o.Err.ID {
 	case cause.DNSError, cause.ConnectionRefused, cause.ConnectionTimeout, cause.DestinationUnavailable,
-		cause.ConnectionTerminated, cause.TLSProtocolError, cause.TLSCertificateError, cause.HTTPResponseTimeout:
+		cause.TLSProtocolError, cause.TLSCertificateError, cause.HTTPResponseTimeout:
 		return verdictFailure
-	case cause.HTTPProtocolError, cause.HTTPResponseHeaderSectionSize, cause.HTTPResponseIncomplete, cause.UpstreamErrorStatus:
+	case cause.ConnectionTerminated, cause.HTTPProtocolError, cause.HTTPResponseHeaderSectionSize,
+		cause.HTTPResponseIncomplete, cause.UpstreamErrorStatus:
+		// A connection cut during a request is a broken answer, counted
+		// with the 5xx: a target that resets now and then still serves.
 		return verdictError
 	}
 	return verdictIgnore
