@@ -96,6 +96,10 @@ const (
 // a long wait, and their clients are better told now. The overload ends
 // when the queue has stayed empty, with a slot free, for an interval. A
 // burst is served oldest first and may wait up to the queue timeout.
+// Behind an adaptive limit, the queue stands only while the upstream is
+// seen to queue (the last window found it congested): until then a queue
+// is taken for a burst, or for a limit still growing to the upstream's
+// capacity.
 //
 // The interval is the smoothed latency of the pool's requests (as TCP's
 // SRTT, gain 1/8) within [minInterval, maxInterval], and at most half the
@@ -478,10 +482,10 @@ func refusal(detail string) *cause.Error {
 const (
 	// gradTolerance is how much longer than the no-load RTT the window's
 	// RTT may be before the limit is lowered: the upstream may queue up
-	// to about 15% of its capacity, so that the noise of the measurement
-	// does not starve it, and admitted requests keep a latency close to
-	// its own.
-	gradTolerance = 1.15
+	// to about 20% of its capacity, so that the noise of the measurement
+	// (the gateway's own delays when it is busy) does not starve it, and
+	// admitted requests keep a latency close to its own.
+	gradTolerance = 1.2
 	// gradMinGradient bounds one decrease, so that one outlier window (a
 	// GC pause) cannot cut the limit by more than a quarter.
 	gradMinGradient = 0.5
@@ -540,7 +544,7 @@ const (
 // Under a load above the upstream's capacity C (at a steady service time
 // S) the limit settles near (gradTolerance + gradSlack/S) × C: the
 // upstream always has work queued (full goodput) and admitted requests
-// wait there about 15% of its service time (plus up to gradSlack). The
+// wait there about 20% of its service time (plus up to gradSlack). The
 // rest wait in the gateway's queue or are refused.
 type gradientLimit struct {
 	lo, hi float64

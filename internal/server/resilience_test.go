@@ -150,6 +150,10 @@ func TestChaos(t *testing.T) {
 	p := cfg.Pools["app"]
 	p.Timeouts.ResponseHeader.Duration = time.Second
 	p.Retry.PerTryTimeout.Duration = time.Second
+	// Four tries in all (HAProxy's "retries 3"): with two of three targets
+	// broken and the third resetting now and then, three tries can all
+	// land on a failure about once in a few thousand requests.
+	p.Retry.Attempts = 4
 	cfg.AccessLog = "off"
 	g := startGateway(t, cfg)
 

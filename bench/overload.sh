@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# bench/overload.sh offers 5× an upstream's capacity to it straight,
+# through nginx and through gatewise, side by side (bench/overload/), and
+# writes docs/overload.md.
+#
+# Usage:
+#   bash bench/overload.sh                       10s of load per contender
+#   bash bench/overload.sh --duration 5s         a quick run
+#   bash bench/overload.sh --gatewise BIN        use this gatewise binary instead of building one
+#   bash bench/overload.sh --runs nginx,gatewise --out ''
+#
+# Options: --duration D, --slots N, --service D (the upstream's service
+# time), --factor F (the load as a multiple of its capacity), --runs LIST
+# (direct, nginx, gatewise, gatewise-fixed), --gatewise BIN, --out FILE
+# (default docs/overload.md; '' for none), and --keep (keep the work
+# directory's binaries).
+#
+# As root on Debian or Ubuntu, nginx is installed with apt-get when
+# missing; as another user the script prints the install line and exits 1.
+set -euo pipefail
+
+start_dir=$PWD
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+fail() {
+	printf 'bench/overload.sh: %s\n' "$*" >&2
+	exit 1
+}
+
+duration=10s
+slots=8
+service=50ms
+factor=5
+runs=direct,nginx,gatewise,gatewise-fixed
+gatewise_bin=""
+out=$root/docs/overload.md
+keep=0
+while (($# > 0)); do
+	case $1 in
+	--duration | --slots | --service | --factor | --runs | --gatewise | --out)
+		(($# >= 2)) || fail "$1 needs a value"
+		opt=$1
+		val=$2
+		shift 2
+		;;
+	--*=*)
+		opt=${1%%=*}
+		val=${1#*=}
+		shift
+		;;
+	--keep)
+		keep=1
+		shift
+		continue
+		;;
+	-h | --help)
+		sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
+		exit 0
+		;;
+	*) fail "unknown argument $1 (see --help)" ;;
+	esac
+	case $opt in
+	--duration) duration=$val ;;
+	--slots) slots=$val ;;
+	--service) service=$val ;;
+	--factor) factor=$val ;;
+	--runs) runs=$val ;;
+	--gatewise) gatewise_bin=$val ;;
+	--out) out=$val ;;
+	*) fail "unknown option $opt (see --help)" ;;
+	esac
+done
+
+# Paths given relative to where the script was started from.
+if [[ -n $gatewise_bin && $gatewise_bin != /* ]]; then gatewise_bin=$start_dir/$gatewise_bin; fi
+if [[ -n $out && $out != /* ]]; then out=$start_dir/$out; fi
+
+# have reports whether a program is on PATH or in the sbin directories,
+# where Debian puts nginx.
+have() {
+	command -v "$1" >/dev/null 2>&1 || [[ -x /usr/sbin/$1 || -x /sbin/$1 ]]
+}
+
+if [[ ,$runs, == *,nginx,* ]] && ! have nginx; then
+	install=(env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx)
+	if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+		{
+			echo "bench/overload.sh: missing: nginx"
+			echo "Install it (Debian 12 or Ubuntu), then run bench/overload.sh again:"
+			echo "  sudo apt-get update && sudo ${install[*]}"
+		} >&2
+		exit 1
+	fi
+	echo "==> installing nginx"
+	apt-get update
+	"${install[@]}" || fail "apt-get install nginx failed"
+	have nginx || fail "nginx is still missing after apt-get install"
+	# The package starts its own service on port 80 and enables it; the
+	# benchmark runs its own instances, so stop it when systemd runs it.
+	# Without systemd (a container) nothing was started.
+	if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+		systemctl stop nginx >/dev/null 2>&1 || true
+	fi
+fi
+
+if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
+	PATH=/usr/local/go/bin:$PATH
+fi
+command -v go >/dev/null 2>&1 || fail "go is not on PATH: install Go $(sed -n 's/^go //p' go.mod) from https://go.dev/dl/"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/gatewise-overload.XXXXXX")
+status=1
+ran=0
+# shellcheck disable=SC2317 # called by the EXIT trap
+finish() {
+	if ((ran == 0)); then
+		rm -rf "$tmp"
+	elif ((status == 0 && keep == 0)); then
+		# Keep the results and configs; drop the binaries.
+		rm -rf "${tmp:?}/bin"
+	fi
+}
+trap finish EXIT
+
+gatewise_note=""
+if [[ -n $gatewise_bin ]]; then
+	gatewise_note="binary $gatewise_bin given with --gatewise"
+elif [[ ,$runs, == *,gatewise* ]]; then
+	echo "==> go build ./cmd/gatewise"
+	go build -o "$tmp/bin/gatewise" ./cmd/gatewise ||
+		fail "building gatewise failed; fix the build or pass --gatewise BIN"
+	gatewise_bin=$tmp/bin/gatewise
+fi
+echo "==> go build ./bench/overload"
+go build -o "$tmp/bin/overload" ./bench/overload || fail "building bench/overload failed"
+
+echo "==> overload: $duration per contender, $factor× the capacity of $slots slots of $service; $runs"
+ran=1
+set +e
+"$tmp/bin/overload" -gatewise "$gatewise_bin" -duration "$duration" -slots "$slots" -service "$service" \
+	-factor "$factor" -runs "$runs" -dir "$tmp" -out "$out" -repo "$root" -gatewise-note "$gatewise_note"
+status=$?
+set -e
+echo "work directory (configs, logs, results.json): $tmp"
+exit "$status"
