@@ -483,6 +483,22 @@ func BenchmarkServeHTTP(b *testing.B) {
 			benchServeLoop(b, srv, "", http.StatusOK, len(benchBody))
 		})
 	}
+	// The cost of the admission checks on a healthy upstream: the default
+	// (adaptive concurrency limit, request limits, memory guard) against
+	// no concurrency limit, and with a rate limit on top.
+	b.Run("upstream=canned/log=off/limits=none", func(b *testing.B) {
+		cfg := benchConfig(canned, false)
+		off := false
+		cfg.Pools["app"].Concurrency.Adaptive = &off
+		srv := newBenchServer(b, cfg)
+		benchServeLoop(b, srv, "", http.StatusOK, len(benchBody))
+	})
+	b.Run("upstream=canned/log=off/limits=rate", func(b *testing.B) {
+		cfg := benchConfig(canned, false)
+		cfg.RateLimit = &config.RateLimit{Rate: "1000000000/s", Burst: 1_000_000, Key: "client_ip"}
+		srv := newBenchServer(b, cfg)
+		benchServeLoop(b, srv, "", http.StatusOK, len(benchBody))
+	})
 	b.Run("upstream=httptest/log=on", func(b *testing.B) {
 		up := startBenchUpstream(b)
 		srv := newBenchServer(b, benchConfig(up.URL, true))
