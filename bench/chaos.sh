@@ -21,10 +21,9 @@ start_dir=$PWD
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
-fail() {
-	printf 'bench/chaos.sh: %s\n' "$*" >&2
-	exit 1
-}
+script=bench/chaos.sh
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 
 duration=20s
 workers=16
@@ -72,12 +71,6 @@ done
 if [[ -n $gatewise_bin && $gatewise_bin != /* ]]; then gatewise_bin=$start_dir/$gatewise_bin; fi
 if [[ -n $out && $out != /* ]]; then out=$start_dir/$out; fi
 
-# have reports whether a program is on PATH or in the sbin directories,
-# where Debian puts nginx and haproxy.
-have() {
-	command -v "$1" >/dev/null 2>&1 || [[ -x /usr/sbin/$1 || -x /sbin/$1 ]]
-}
-
 missing=()
 for p in nginx haproxy; do
 	if [[ ,$proxies, == *,$p,* ]] && ! have "$p"; then missing+=("$p"); fi
@@ -106,33 +99,15 @@ if ((${#missing[@]} > 0)); then
 	fi
 fi
 
-if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
-	PATH=/usr/local/go/bin:$PATH
-fi
-command -v go >/dev/null 2>&1 || fail "go is not on PATH: install Go $(sed -n 's/^go //p' go.mod) from https://go.dev/dl/"
+need_go
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/gatewise-chaos.XXXXXX")
-status=1
-ran=0
-# shellcheck disable=SC2317 # called by the EXIT trap
-finish() {
-	if ((ran == 0)); then
-		rm -rf "$tmp"
-	elif ((status == 0 && keep == 0)); then
-		# Keep the results and configs; drop the binaries.
-		rm -rf "${tmp:?}/bin"
-	fi
-}
-trap finish EXIT
+make_workdir chaos
 
 gatewise_note=""
 if [[ -n $gatewise_bin ]]; then
 	gatewise_note="binary $gatewise_bin given with --gatewise"
 else
-	echo "==> go build ./cmd/gatewise"
-	go build -o "$tmp/bin/gatewise" ./cmd/gatewise ||
-		fail "building gatewise failed; fix the build or pass --gatewise BIN"
-	gatewise_bin=$tmp/bin/gatewise
+	build_gatewise
 fi
 echo "==> go build ./bench/chaos"
 go build -o "$tmp/bin/chaos" ./bench/chaos || fail "building bench/chaos failed"

@@ -23,10 +23,9 @@ start_dir=$PWD
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
-fail() {
-	printf 'bench/overload.sh: %s\n' "$*" >&2
-	exit 1
-}
+script=bench/overload.sh
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 
 duration=10s
 slots=8
@@ -76,12 +75,6 @@ done
 if [[ -n $gatewise_bin && $gatewise_bin != /* ]]; then gatewise_bin=$start_dir/$gatewise_bin; fi
 if [[ -n $out && $out != /* ]]; then out=$start_dir/$out; fi
 
-# have reports whether a program is on PATH or in the sbin directories,
-# where Debian puts nginx.
-have() {
-	command -v "$1" >/dev/null 2>&1 || [[ -x /usr/sbin/$1 || -x /sbin/$1 ]]
-}
-
 if [[ ,$runs, == *,nginx,* ]] && ! have nginx; then
 	install=(env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx)
 	if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
@@ -104,33 +97,15 @@ if [[ ,$runs, == *,nginx,* ]] && ! have nginx; then
 	fi
 fi
 
-if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
-	PATH=/usr/local/go/bin:$PATH
-fi
-command -v go >/dev/null 2>&1 || fail "go is not on PATH: install Go $(sed -n 's/^go //p' go.mod) from https://go.dev/dl/"
+need_go
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/gatewise-overload.XXXXXX")
-status=1
-ran=0
-# shellcheck disable=SC2317 # called by the EXIT trap
-finish() {
-	if ((ran == 0)); then
-		rm -rf "$tmp"
-	elif ((status == 0 && keep == 0)); then
-		# Keep the results and configs; drop the binaries.
-		rm -rf "${tmp:?}/bin"
-	fi
-}
-trap finish EXIT
+make_workdir overload
 
 gatewise_note=""
 if [[ -n $gatewise_bin ]]; then
 	gatewise_note="binary $gatewise_bin given with --gatewise"
 elif [[ ,$runs, == *,gatewise* ]]; then
-	echo "==> go build ./cmd/gatewise"
-	go build -o "$tmp/bin/gatewise" ./cmd/gatewise ||
-		fail "building gatewise failed; fix the build or pass --gatewise BIN"
-	gatewise_bin=$tmp/bin/gatewise
+	build_gatewise
 fi
 echo "==> go build ./bench/overload"
 go build -o "$tmp/bin/overload" ./bench/overload || fail "building bench/overload failed"

@@ -26,13 +26,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/gatewise/gatewise/bench/internal/benchkit"
 )
 
 func main() {
@@ -51,7 +52,7 @@ func mainCode() int {
 	case errors.Is(err, errUsage):
 		return 2
 	}
-	fmt.Fprintln(os.Stderr, "chaos: "+oneLine(err.Error()))
+	fmt.Fprintln(os.Stderr, "chaos: "+benchkit.OneLine(err.Error()))
 	return 1
 }
 
@@ -128,7 +129,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 			err = fmt.Errorf("internal error: %v", r)
 		}
 	}()
-	if !supported {
+	if !benchkit.Supported {
 		return errors.New("chaos runs on Linux only")
 	}
 	o, err := parseFlags(args, stderr)
@@ -154,7 +155,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 
 	rep := &report{
 		Started:  time.Now().UTC(),
-		Machine:  machineInfo(),
+		Machine:  benchkit.MachineInfo(),
 		Duration: o.duration.String(),
 		Workers:  o.workers,
 		POSTs:    o.postPercent,
@@ -212,19 +213,19 @@ func selectProxies(o *options) ([]*proxy, error) {
 		seen[name] = true
 		switch name {
 		case "gatewise":
-			bin, err := findBinary(o.gatewise, "gatewise")
+			bin, err := benchkit.FindBinary(o.gatewise, "gatewise")
 			if err != nil {
 				return nil, err
 			}
 			ps = append(ps, gatewiseProxy(bin))
 		case "nginx":
-			bin, err := findBinary(o.nginx, "nginx")
+			bin, err := benchkit.FindBinary(o.nginx, "nginx")
 			if err != nil {
 				return nil, fmt.Errorf("%w: install it with apt-get install nginx (bench/chaos.sh does, as root)", err)
 			}
 			ps = append(ps, nginxProxy(bin))
 		case "haproxy":
-			bin, err := findBinary(o.haproxy, "haproxy")
+			bin, err := benchkit.FindBinary(o.haproxy, "haproxy")
 			if err != nil {
 				return nil, fmt.Errorf("%w: install it with apt-get install haproxy (bench/chaos.sh does, as root)", err)
 			}
@@ -237,29 +238,6 @@ func selectProxies(o *options) ([]*proxy, error) {
 		return nil, errors.New("-proxies: no proxy to run")
 	}
 	return ps, nil
-}
-
-// findBinary returns an absolute path to an executable: given, or looked
-// up on PATH and in /usr/sbin and /sbin (where Debian puts nginx and
-// haproxy, which are not on a normal user's PATH).
-func findBinary(given, name string) (string, error) {
-	if given != "" {
-		p, err := exec.LookPath(given)
-		if err != nil {
-			return "", fmt.Errorf("%s binary %s: not an executable file", name, given)
-		}
-		return filepath.Abs(p)
-	}
-	if p, err := exec.LookPath(name); err == nil {
-		return filepath.Abs(p)
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s not found on PATH or in /usr/sbin", name)
 }
 
 // cleanups runs functions in reverse order of registration.
@@ -304,7 +282,7 @@ func runProxy(ctx context.Context, o *options, p *proxy) (res *runResult) {
 		}
 	}()
 	fail := func(err error) *runResult {
-		res.Err = oneLine(err.Error())
+		res.Err = benchkit.OneLine(err.Error())
 		return res
 	}
 
@@ -326,7 +304,7 @@ func runProxy(ctx context.Context, o *options, p *proxy) (res *runResult) {
 		addrs = append(addrs, t.addr())
 	}
 
-	listen, err := freeAddr()
+	listen, err := benchkit.FreeAddr()
 	if err != nil {
 		return fail(err)
 	}
@@ -341,14 +319,14 @@ func runProxy(ctx context.Context, o *options, p *proxy) (res *runResult) {
 	}
 
 	res.Log = filepath.Join(dir, "stderr.log")
-	c, err := startChild(p.name, p.argv(p, res.ConfigFile, dir), res.Log)
+	c, err := benchkit.StartChild(p.name, p.argv(p, res.ConfigFile, dir), res.Log)
 	if err != nil {
 		return fail(err)
 	}
 	var stopOnce sync.Once
-	stop := func() { stopOnce.Do(func() { res.Killed = c.stop() }) }
+	stop := func() { stopOnce.Do(func() { res.Killed = c.Stop() }) }
 	cl.add(stop)
-	if err := waitListening(ctx, c, listen, 15*time.Second); err != nil {
+	if err := benchkit.WaitListening(ctx, c, listen, 15*time.Second); err != nil {
 		return fail(err)
 	}
 
@@ -361,7 +339,7 @@ func runProxy(ctx context.Context, o *options, p *proxy) (res *runResult) {
 		clientTimeout: o.clientTimeout,
 		atThird:       targets[0].kill,
 	})
-	exited := c.exited()
+	exited := c.Exited()
 	// Stop the proxy before the upstreams, so that no retry is still on
 	// its way when the ledger is read.
 	stop()
@@ -375,8 +353,8 @@ func runProxy(ctx context.Context, o *options, p *proxy) (res *runResult) {
 	case ctx.Err() != nil:
 		return fail(errors.New("interrupted"))
 	case exited:
-		msg := fmt.Sprintf("%s exited during the run (%v)", p.name, c.waitErr)
-		if l := c.lastLines(3); l != "" {
+		msg := fmt.Sprintf("%s exited during the run (%v)", p.name, c.WaitErr())
+		if l := c.LastLines(3); l != "" {
 			msg += ": " + l
 		}
 		return fail(errors.New(msg))
@@ -393,11 +371,4 @@ func writeJSON(path string, rep *report) error {
 		return fmt.Errorf("results: %w", err)
 	}
 	return nil
-}
-
-// oneLine folds a message onto one line.
-func oneLine(s string) string {
-	s = strings.TrimSpace(s)
-	s = strings.ReplaceAll(s, "\r", "")
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " | ")), " ")
 }

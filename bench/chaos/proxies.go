@@ -1,17 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
-	"time"
+
+	"github.com/gatewise/gatewise/bench/internal/benchkit"
 )
 
 // tryTimeout bounds the connect and the wait for response headers of one
@@ -38,7 +33,7 @@ func gatewiseProxy(bin string) *proxy {
 		name: "gatewise", bin: bin, file: "gatewise.yaml",
 		config: gatewiseConfig,
 		check: func(ctx context.Context, p *proxy, file, _ string) error {
-			return checkCommand(ctx, "gatewise config validate", p.bin, "config", "validate", file)
+			return benchkit.CheckCommand(ctx, "chaos", "gatewise config validate", p.bin, "config", "validate", file)
 		},
 		argv: func(p *proxy, file, _ string) []string {
 			return []string{p.bin, "serve", "--config", file, "--log-level", "warn"}
@@ -85,7 +80,7 @@ func nginxProxy(bin string) *proxy {
 		name: "nginx", bin: bin, file: "nginx.conf",
 		config: nginxConfig,
 		check: func(ctx context.Context, p *proxy, file, dir string) error {
-			return checkCommand(ctx, "nginx -t", p.bin, "-t", "-q", "-e", filepath.Join(dir, "error.log"),
+			return benchkit.CheckCommand(ctx, "chaos", "nginx -t", p.bin, "-t", "-q", "-e", filepath.Join(dir, "error.log"),
 				"-c", file, "-p", dir, "-g", "daemon off; pid "+filepath.Join(dir, "nginx.pid")+";")
 		},
 		argv: func(p *proxy, file, dir string) []string {
@@ -154,7 +149,7 @@ func haproxyProxy(bin string) *proxy {
 		name: "HAProxy", bin: bin, file: "haproxy.cfg",
 		config: haproxyConfig,
 		check: func(ctx context.Context, p *proxy, file, _ string) error {
-			return checkCommand(ctx, "haproxy -c", p.bin, "-c", "-q", "-f", file)
+			return benchkit.CheckCommand(ctx, "chaos", "haproxy -c", p.bin, "-c", "-q", "-f", file)
 		},
 		argv: func(p *proxy, file, _ string) []string {
 			return []string{p.bin, "-f", file, "-db"}
@@ -196,145 +191,4 @@ backend chaos
 		fmt.Fprintf(&b, "    server t%d %s check inter 1s fall 3 rise 2\n", i+1, t)
 	}
 	return b.String()
-}
-
-// checkCommand runs a config check and returns an error whose text is the
-// check's output when it fails. The full output is printed to stderr.
-func checkCommand(ctx context.Context, what, bin string, args ...string) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	out, err := cmd.CombinedOutput()
-	if err == nil {
-		return nil
-	}
-	text := strings.TrimSpace(string(out))
-	if text != "" {
-		fmt.Fprintf(os.Stderr, "chaos: %s says:\n%s\n", what, text)
-	}
-	first, _, _ := strings.Cut(text, "\n")
-	if first == "" {
-		first = err.Error()
-	}
-	return fmt.Errorf("%s failed: %s", what, first)
-}
-
-// child is a proxy process in its own process group, so that stopping it
-// stops its workers too.
-type child struct {
-	name    string
-	cmd     *exec.Cmd
-	log     *os.File
-	logPath string
-	done    chan struct{}
-	waitErr error
-}
-
-// startChild starts argv with stdout and stderr going to logPath.
-func startChild(name string, argv []string, logPath string) (*child, error) {
-	log, err := os.Create(logPath)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout = log
-	cmd.Stderr = log
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		_ = log.Close()
-		return nil, fmt.Errorf("starting %s: %w", name, err)
-	}
-	c := &child{name: name, cmd: cmd, log: log, logPath: logPath, done: make(chan struct{})}
-	go func() {
-		c.waitErr = cmd.Wait()
-		close(c.done)
-	}()
-	return c, nil
-}
-
-func (c *child) exited() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop sends SIGTERM to the child's process group, SIGKILL after 5s, and
-// then SIGKILL to whatever is left of the group (such as nginx workers
-// whose master died). It reports whether SIGKILL was needed.
-func (c *child) stop() (killed bool) {
-	pid := c.cmd.Process.Pid
-	if !c.exited() {
-		_ = signalGroup(pid, syscall.SIGTERM)
-		select {
-		case <-c.done:
-		case <-time.After(5 * time.Second):
-			killed = true
-			_ = signalGroup(pid, syscall.SIGKILL)
-			select {
-			case <-c.done:
-			case <-time.After(5 * time.Second):
-			}
-		}
-	}
-	_ = signalGroup(pid, syscall.SIGKILL)
-	_ = c.log.Close()
-	return killed
-}
-
-// lastLines returns the last n non-empty lines of the child's log, joined
-// with " | ", for one-line errors.
-func (c *child) lastLines(n int) string {
-	data, err := os.ReadFile(c.logPath)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimSpace(string(bytes.ToValidUTF8(data, nil))), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, " | ")
-}
-
-// waitListening waits until addr accepts connections, the child exits, or
-// timeout passes.
-func waitListening(ctx context.Context, c *child, addr string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		if c.exited() {
-			msg := fmt.Sprintf("%s exited before listening (%v)", c.name, c.waitErr)
-			if l := c.lastLines(3); l != "" {
-				msg += ": " + l
-			}
-			return errors.New(msg)
-		}
-		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			_ = conn.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not listen on %s within %v; see %s", c.name, addr, timeout, c.logPath)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-// freeAddr returns a loopback host:port that was free a moment ago.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("finding a free port: %w", err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		return "", fmt.Errorf("finding a free port: %w", err)
-	}
-	return addr, nil
 }

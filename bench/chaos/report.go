@@ -1,23 +1,21 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gatewise/gatewise/bench/internal/benchkit"
 )
 
 // report is everything one chaos run produced; it is also the JSON file.
 type report struct {
 	Started  time.Time         `json:"started"`
 	Finished time.Time         `json:"finished"`
-	Machine  machine           `json:"machine"`
+	Machine  benchkit.Machine  `json:"machine"`
 	Versions map[string]string `json:"versions"`
 	Duration string            `json:"duration_per_proxy"`
 	Workers  int               `json:"workers"`
@@ -26,98 +24,20 @@ type report struct {
 	Runs     []*runResult      `json:"runs"`
 }
 
-type machine struct {
-	CPUs     int    `json:"cpus"`
-	CPU      string `json:"cpu_model"`
-	MemoryGi string `json:"memory"`
-	OS       string `json:"os"`
-	Kernel   string `json:"kernel"`
-	Go       string `json:"go"`
-}
-
-func machineInfo() machine {
-	m := machine{CPUs: runtime.NumCPU(), Go: runtime.Version(), CPU: "unknown", MemoryGi: "unknown", OS: "unknown", Kernel: "unknown"}
-	if v := fileField("/proc/cpuinfo", "model name", ":"); v != "" {
-		m.CPU = v
-	}
-	if v := fileField("/proc/meminfo", "MemTotal", ":"); v != "" {
-		if kb, err := strconv.ParseFloat(strings.TrimSuffix(v, " kB"), 64); err == nil {
-			m.MemoryGi = fmt.Sprintf("%.1f GiB", kb/(1<<20))
-		}
-	}
-	if v := fileField("/etc/os-release", "PRETTY_NAME", "="); v != "" {
-		m.OS = strings.Trim(v, `"`)
-	}
-	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		m.Kernel = strings.TrimSpace(string(data))
-	}
-	return m
-}
-
-// fileField returns the value of the first line of path whose key is key.
-func fileField(path, key, sep string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), sep)
-		if ok && strings.TrimSpace(k) == key {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
-}
-
 // versions returns each program's version line.
 func versions(ctx context.Context, o *options, ps []*proxy) map[string]string {
 	v := map[string]string{}
-	desc := firstLine(output(ctx, "git", "-C", o.repo, "describe", "--tags", "--always", "--dirty"))
-	if desc == "" {
-		desc = "unknown commit"
-	}
 	for _, p := range ps {
 		switch p.name {
 		case "gatewise":
-			line := orUnknown(firstLine(output(ctx, p.bin, "version")))
-			if o.gatewiseNote != "" {
-				v["gatewise"] = line + "; " + o.gatewiseNote + "; repository at " + desc
-			} else {
-				v["gatewise"] = desc + " (" + line + ")"
-			}
+			v["gatewise"] = benchkit.GatewiseVersion(ctx, o.repo, p.bin, o.gatewiseNote)
 		case "nginx":
-			v["nginx"] = orUnknown(firstLine(output(ctx, p.bin, "-v")))
+			v["nginx"] = benchkit.OrUnknown(benchkit.FirstLine(benchkit.Output(ctx, p.bin, "-v")))
 		case "HAProxy":
-			v["HAProxy"] = orUnknown(firstLine(output(ctx, p.bin, "-v")))
+			v["HAProxy"] = benchkit.OrUnknown(benchkit.FirstLine(benchkit.Output(ctx, p.bin, "-v")))
 		}
 	}
 	return v
-}
-
-// output runs a command for at most 10s and returns its combined output,
-// or "" when it fails.
-func output(ctx context.Context, name string, args ...string) string {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-	if err != nil {
-		return ""
-	}
-	return string(out)
-}
-
-func firstLine(s string) string {
-	l, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
-	return strings.TrimSpace(l)
-}
-
-func orUnknown(s string) string {
-	if s == "" {
-		return "unknown"
-	}
-	return s
 }
 
 // tables returns the results and the breakdowns as Markdown tables.
@@ -261,7 +181,7 @@ successful requests, measured by the client.
 ## Results
 
 `)
-	fmt.Fprintf(&b, "%s, %s.\n\n", r.Started.Format("2006-01-02 15:04 UTC"), r.Machine.describe())
+	fmt.Fprintf(&b, "%s, %s.\n\n", r.Started.Format("2006-01-02 15:04 UTC"), r.Machine.Describe())
 	b.WriteString(r.tables())
 	b.WriteString("\nVersions:\n\n")
 	for _, run := range r.Runs {
@@ -313,8 +233,4 @@ from run to run.
 		fmt.Fprintf(&b, "\n### %s\n\n```%s\n%s```\n", run.Proxy, lang, run.Config)
 	}
 	return b.String()
-}
-
-func (m machine) describe() string {
-	return fmt.Sprintf("%d CPUs (%s), %s of memory, %s, Linux %s, %s", m.CPUs, m.CPU, m.MemoryGi, m.OS, m.Kernel, m.Go)
 }

@@ -34,6 +34,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/gatewise/gatewise/bench/internal/benchkit"
 )
 
 func main() {
@@ -50,7 +52,7 @@ func mainCode() int {
 	case errors.Is(err, errUsage):
 		return 2
 	}
-	fmt.Fprintln(os.Stderr, "overload: "+oneLine(err.Error()))
+	fmt.Fprintln(os.Stderr, "overload: "+benchkit.OneLine(err.Error()))
 	return 1
 }
 
@@ -134,7 +136,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 			err = fmt.Errorf("internal error: %v", r)
 		}
 	}()
-	if !supported {
+	if !benchkit.Supported {
 		return errors.New("overload runs on Linux only")
 	}
 	o, err := parseFlags(args, stderr)
@@ -160,7 +162,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	s := scenario{slots: o.slots, service: o.service}
 	rep := &report{
 		Started:  time.Now().UTC(),
-		Machine:  machineInfo(),
+		Machine:  benchkit.MachineInfo(),
 		Duration: o.duration.String(),
 		Warmup:   o.warmup.String(),
 		Slots:    o.slots,
@@ -229,7 +231,7 @@ func selectContenders(o *options) ([]*contender, error) {
 		case "direct":
 			cs = append(cs, directContender())
 		case "nginx":
-			bin, err := findBinary(o.nginx, "nginx")
+			bin, err := benchkit.FindBinary(o.nginx, "nginx")
 			if err != nil {
 				return nil, fmt.Errorf("%w: install it with apt-get install nginx (bench/overload.sh does, as root)", err)
 			}
@@ -238,7 +240,7 @@ func selectContenders(o *options) ([]*contender, error) {
 			if o.gatewise == "" {
 				return nil, errors.New("-gatewise BIN is required (bench/overload.sh builds it)")
 			}
-			bin, err := findBinary(o.gatewise, "gatewise")
+			bin, err := benchkit.FindBinary(o.gatewise, "gatewise")
 			if err != nil {
 				return nil, err
 			}
@@ -285,7 +287,7 @@ func runContender(ctx context.Context, o *options, s scenario, c *contender) (re
 		}
 	}()
 	fail := func(err error) *runResult {
-		res.Err = oneLine(err.Error())
+		res.Err = benchkit.OneLine(err.Error())
 		return res
 	}
 	up, err := startUpstream(s.slots, s.service)
@@ -295,13 +297,13 @@ func runContender(ctx context.Context, o *options, s scenario, c *contender) (re
 	cleanups = append(cleanups, up.stop)
 
 	url := "http://" + up.addr()
-	var proc *child
+	var proc *benchkit.Child
 	if c.bin != "" {
 		dir := filepath.Join(o.dir, strings.NewReplacer(" ", "-", "(", "", ")", "").Replace(c.name))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fail(err)
 		}
-		listen, err := freeAddr()
+		listen, err := benchkit.FreeAddr()
 		if err != nil {
 			return fail(err)
 		}
@@ -314,13 +316,13 @@ func runContender(ctx context.Context, o *options, s scenario, c *contender) (re
 			return fail(err)
 		}
 		res.Log = filepath.Join(dir, "stderr.log")
-		proc, err = startChild(c.name, c.argv(c, res.ConfigFile, dir), res.Log)
+		proc, err = benchkit.StartChild(c.name, c.argv(c, res.ConfigFile, dir), res.Log)
 		if err != nil {
 			return fail(err)
 		}
 		var once sync.Once
-		cleanups = append(cleanups, func() { once.Do(proc.stop) })
-		if err := waitListening(ctx, proc, listen, 15*time.Second); err != nil {
+		cleanups = append(cleanups, func() { once.Do(func() { proc.Stop() }) })
+		if err := benchkit.WaitListening(ctx, proc, listen, 15*time.Second); err != nil {
 			return fail(err)
 		}
 		url = "http://" + listen
@@ -336,18 +338,12 @@ func runContender(ctx context.Context, o *options, s scenario, c *contender) (re
 	switch {
 	case ctx.Err() != nil:
 		return fail(errors.New("interrupted"))
-	case proc != nil && proc.exited():
-		msg := fmt.Sprintf("%s exited during the run (%v)", c.name, proc.waitErr)
-		if l := proc.lastLines(3); l != "" {
+	case proc != nil && proc.Exited():
+		msg := fmt.Sprintf("%s exited during the run (%v)", c.name, proc.WaitErr())
+		if l := proc.LastLines(3); l != "" {
 			msg += ": " + l
 		}
 		return fail(errors.New(msg))
 	}
 	return res
-}
-
-// oneLine folds a message onto one line.
-func oneLine(s string) string {
-	s = strings.TrimSpace(strings.ReplaceAll(s, "\r", ""))
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " | ")), " ")
 }
