@@ -2,17 +2,13 @@ package health
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
 	"strings"
 	"sync/atomic"
-	"syscall"
 
 	"github.com/gatewise/gatewise/internal/cause"
 	"github.com/gatewise/gatewise/internal/upstream"
@@ -124,98 +120,25 @@ func (p *phase) trace() *httptrace.ClientTrace {
 	}
 }
 
-// classify maps a check's error to a cause from its type (errors.Is and
-// errors.As, never its text) and the phase ph the check reached; ctx is the
-// check's context, whose deadline is the check's timeout. It follows the
-// proxy's classification of failed attempts, for the causes a check can
-// meet.
+// classify maps a check's error to a cause with cause.Classify (the same
+// classification as the proxy's failed attempts), from the error and the
+// phase ph the check reached; ctx is the check's context, whose deadline
+// is the check's timeout. Timeouts get details in the owner's words.
 func (c *Checker) classify(ctx context.Context, err error, ph cause.Phase) *cause.Error {
-	if ce, ok := cause.Of(err); ok {
-		return ce
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) && !errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("%w (%w)", err, context.DeadlineExceeded)
 	}
-	mk := func(id cause.ID, detail string) *cause.Error {
-		return &cause.Error{ID: id, Detail: detail, Phase: ph, Err: err}
-	}
-	var dnsErr *net.DNSError
-	if errors.As(err, &dnsErr) {
-		switch {
-		case dnsErr.IsNotFound:
-			return mk(cause.DNSError, "not found")
-		case dnsErr.IsTimeout:
-			return mk(cause.DNSError, "timeout")
-		default:
-			return mk(cause.DNSError, "lookup failed")
-		}
-	}
+	ce := cause.Classify(err, cause.Attempt{Phase: ph})
+	within := "within " + c.hc.Timeout.Duration.String()
 	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return mk(cause.ConnectionRefused, "")
-	case errors.Is(err, syscall.EHOSTUNREACH):
-		return mk(cause.DestinationUnavailable, "host unreachable")
-	case errors.Is(err, syscall.ENETUNREACH):
-		return mk(cause.DestinationUnavailable, "network unreachable")
-	case certificateError(err):
-		return mk(cause.TLSCertificateError, "")
+	case ce.ID == cause.ConnectionTimeout && ph == cause.PhaseTLS:
+		ce.Detail = "no TLS handshake " + within
+	case ce.ID == cause.ConnectionTimeout:
+		ce.Detail = "no connection " + within
+	case ce.ID == cause.HTTPResponseTimeout && ph < cause.PhaseHeaders:
+		ce.Detail = "no answer " + within
+	case ce.ID == cause.HTTPResponseTimeout:
+		ce.Detail = "body not read " + within
 	}
-	timeout := isTimeout(err) || errors.Is(ctx.Err(), context.DeadlineExceeded)
-	var recErr tls.RecordHeaderError
-	var alert tls.AlertError
-	switch {
-	case ph == cause.PhaseTLS && !timeout:
-		return mk(cause.TLSProtocolError, "handshake")
-	case errors.As(err, &recErr) || errors.As(err, &alert):
-		return mk(cause.TLSProtocolError, "")
-	}
-	if timeout {
-		within := "within " + c.hc.Timeout.Duration.String()
-		switch {
-		case ph == cause.PhaseTLS:
-			return mk(cause.ConnectionTimeout, "no TLS handshake "+within)
-		case ph < cause.PhaseConnected:
-			return mk(cause.ConnectionTimeout, "no connection "+within)
-		case ph < cause.PhaseHeaders:
-			return mk(cause.HTTPResponseTimeout, "no answer "+within)
-		default:
-			return mk(cause.HTTPResponseTimeout, "body not read "+within)
-		}
-	}
-	reset := errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
-	closed := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
-	switch {
-	case ph >= cause.PhaseHeaders:
-		if reset {
-			return mk(cause.HTTPResponseIncomplete, "body reset")
-		}
-		return mk(cause.HTTPResponseIncomplete, "body")
-	case ph == cause.PhaseFirstByte:
-		if reset || closed {
-			return mk(cause.HTTPResponseIncomplete, "headers")
-		}
-		return mk(cause.HTTPProtocolError, "")
-	case reset:
-		return mk(cause.ConnectionTerminated, "reset")
-	case closed:
-		return mk(cause.ConnectionTerminated, "closed")
-	}
-	return mk(cause.ProxyInternalError, "")
-}
-
-// certificateError reports whether err is a failure to verify the peer's
-// certificate.
-func certificateError(err error) bool {
-	var verr *tls.CertificateVerificationError
-	var unknown x509.UnknownAuthorityError
-	var host x509.HostnameError
-	var invalid x509.CertificateInvalidError
-	return errors.As(err, &verr) || errors.As(err, &unknown) || errors.As(err, &host) || errors.As(err, &invalid)
-}
-
-// isTimeout reports whether err is a timeout: a net.Error that says so, or
-// a context deadline.
-func isTimeout(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return true
-	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
+	return ce
 }

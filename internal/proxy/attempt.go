@@ -188,10 +188,10 @@ func (t *attemptTransport) attempt(req *http.Request, rec *obs.Record, target *u
 		}
 		cancel(nil)
 		ce := classify(err, classification{
-			phase:          phase,
-			bytesRead:      read,
-			maxHeaderBytes: t.pool.MaxResponseHeaderBytes,
-			clientGone:     clientGone(req),
+			Phase:          phase,
+			BytesRead:      read,
+			MaxHeaderBytes: t.pool.MaxResponseHeaderBytes,
+			ClientGone:     clientGone(req),
 		})
 		ce.Target = target.Addr
 		end(upstream.Outcome{Err: ce, Latency: h.now().Sub(start)})

@@ -435,7 +435,7 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 	if !ok {
 		// Not from an attempt (the reverse proxy itself failed, e.g. a
 		// WebSocket upgrade the writer cannot hijack).
-		ce = classify(err, classification{clientGone: r.Context().Err() != nil})
+		ce = classify(err, classification{ClientGone: r.Context().Err() != nil})
 		if ce.ID == cause.ProxyInternalError {
 			ce.Detail = "proxy"
 		}
@@ -516,7 +516,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	if err != nil && err != io.EOF && !b.failed { //nolint:errorlint // io.EOF is returned unwrapped by contract
 		b.failed = true
 		rec := obs.RecordFrom(b.req.Context())
-		ce := classify(err, classification{phase: cause.PhaseHeaders, clientGone: clientGone(b.req)})
+		ce := classify(err, classification{Phase: cause.PhaseHeaders, ClientGone: clientGone(b.req)})
 		s := rec.Snapshot()
 		ce.Target = s.Target
 		rec.Fail(ce)
