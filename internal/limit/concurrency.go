@@ -101,15 +101,12 @@ const (
 // is taken for a burst, or for a limit still growing to the upstream's
 // capacity.
 //
-// The interval is the smoothed latency of the pool's requests (as TCP's
-// SRTT, gain 1/8) within [minInterval, maxInterval], and at most half the
-// queue timeout; the upper bound until a latency is known. With both
-// bounds at 100ms it is min(100ms, queue_timeout/2): bursts of up to 100ms
-// are served in order even in front of a fast upstream.
+// The interval is min(standingInterval, queue_timeout/2), as CoDel's and
+// Facebook's 100ms: bursts of up to that long are served in order even in
+// front of a fast upstream.
 const (
-	minInterval = 100 * time.Millisecond
-	maxInterval = 100 * time.Millisecond
-	codelTarget = 5 * time.Millisecond
+	standingInterval = 100 * time.Millisecond
+	codelTarget      = 5 * time.Millisecond
 )
 
 // Result is the outcome of a request that held a slot, given to the release
@@ -141,11 +138,9 @@ type Concurrency struct {
 	queues   [numPriorities]waitList
 	maxQueue int
 	timeout  time.Duration
-	// interval is the standing queue's interval now, at most maxInt;
-	// srtt is the smoothed latency it follows (0 until the first).
+	// interval is how long the oldest waiter may wait before the queue
+	// counts as standing.
 	interval time.Duration
-	maxInt   time.Duration
-	srtt     time.Duration
 	// standing is set when the queue becomes a standing one; drainedAt is
 	// when the queue was left empty with a slot free while standing (zero
 	// when it has not been, or has filled again since).
@@ -177,8 +172,7 @@ func NewConcurrency(cc config.Concurrency, now func() time.Time) *Concurrency {
 	if c.timeout <= 0 {
 		c.timeout = config.DefaultQueueTimeout
 	}
-	c.maxInt = min(maxInterval, c.timeout/2)
-	c.interval = c.maxInt
+	c.interval = min(standingInterval, c.timeout/2)
 	switch {
 	case cc.MaxInFlight > 0:
 		c.limit = cc.MaxInFlight
@@ -445,14 +439,6 @@ func (c *Concurrency) done(r Result) {
 	}
 	c.mu.Lock()
 	c.inFlight--
-	if r.Latency > 0 {
-		if c.srtt == 0 {
-			c.srtt = r.Latency
-		} else {
-			c.srtt += (r.Latency - c.srtt) / 8
-		}
-		c.interval = min(max(c.srtt, minInterval), c.maxInt)
-	}
 	if c.grad != nil && c.grad.sample(now, r, c.inFlight) {
 		c.limit = c.grad.admission()
 	}

@@ -343,8 +343,8 @@ func TestConcurrencyStandingQueue(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
 	c := NewConcurrency(fixedConfig(1, 4, 10*time.Second), clock.Now)
-	if c.interval != maxInterval {
-		t.Fatalf("interval = %v, want %v", c.interval, maxInterval)
+	if c.interval != standingInterval {
+		t.Fatalf("interval = %v, want %v", c.interval, standingInterval)
 	}
 	rel, err := c.Acquire(context.Background(), PriorityNormal)
 	if err != nil {
@@ -383,7 +383,7 @@ func TestConcurrencyStandingQueue(t *testing.T) {
 	enqueue("1", 2)
 	enqueue("2", 3)
 	next(map[string]string{"0": "admitted"}) // FIFO: a young queue
-	clock.Add(maxInterval + time.Millisecond)
+	clock.Add(standingInterval + time.Millisecond)
 	enqueue("3", 3)
 	enqueue("4", 4)
 	// Full, and its oldest waiter waited longer than the interval: a
@@ -412,7 +412,7 @@ func TestConcurrencyStandingQueue(t *testing.T) {
 	next(map[string]string{"8": "admitted"})
 	// A slot stayed free for an interval: the overload is over, FIFO.
 	rel(Result{})
-	clock.Add(maxInterval)
+	clock.Add(standingInterval)
 	rel, err = c.Acquire(context.Background(), PriorityNormal)
 	if err != nil {
 		t.Fatal(err)
@@ -477,15 +477,15 @@ func TestConcurrencyAdaptiveBurst(t *testing.T) {
 		acquireAsync(t, c, context.Background(), fmt.Sprint(i), PriorityNormal, i+1, out)
 	}
 	for i := range 4 {
-		clock.Add(maxInterval) // every waiter waits longer than the interval
-		rel(Result{Latency: maxInterval})
+		clock.Add(standingInterval) // every waiter waits longer than the interval
+		rel(Result{Latency: standingInterval})
 		a := receive(t, out)
 		if a.err != nil || a.name != fmt.Sprint(i) {
 			t.Fatalf("got %s (%v), want %d admitted", a.name, a.err, i)
 		}
 		rel = a.release
 	}
-	rel(Result{Latency: maxInterval})
+	rel(Result{Latency: standingInterval})
 }
 
 func TestConcurrencyCancelWhileQueued(t *testing.T) {
