@@ -97,10 +97,10 @@ func New(opts Options) (*Handler, error) {
 		h.now = time.Now
 	}
 	var err error
-	if h.showDetails, err = parsePrefixes(cfg.ErrorPages.ShowDetailsTo); err != nil {
+	if h.showDetails, err = config.ParsePrefixes(cfg.ErrorPages.ShowDetailsTo); err != nil {
 		return nil, fmt.Errorf("error_pages.show_details_to: %w", err)
 	}
-	if h.trusted, err = parsePrefixes(cfg.Forwarding.TrustedProxies); err != nil {
+	if h.trusted, err = config.ParsePrefixes(cfg.Forwarding.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("forwarding.trusted_proxies: %w", err)
 	}
 	l := cfg.Limits
@@ -218,22 +218,6 @@ func boolOr(b *bool, def bool) bool {
 		return def
 	}
 	return *b
-}
-
-func parsePrefixes(cidrs []string) ([]netip.Prefix, error) {
-	out := make([]netip.Prefix, 0, len(cidrs))
-	for _, s := range cidrs {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			a, aerr := netip.ParseAddr(s)
-			if aerr != nil {
-				return nil, fmt.Errorf("%q: %w", s, err)
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
-		}
-		out = append(out, p.Masked())
-	}
-	return out, nil
 }
 
 func inPrefixes(remoteAddr string, prefixes []netip.Prefix) bool {

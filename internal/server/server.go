@@ -198,6 +198,10 @@ func (s *Server) Start() error {
 	cfg := s.cfg
 	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
 	maxConns, maxPerIP := derefInt(cfg.Limits.MaxConns), derefInt(cfg.Limits.MaxConnsPerIP)
+	trusted, err := config.ParsePrefixes(cfg.Forwarding.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("forwarding.trusted_proxies: %w", err)
+	}
 	for _, l := range cfg.Listeners {
 		ln, err := net.Listen("tcp", l.Address)
 		if err != nil {
@@ -205,7 +209,7 @@ func (s *Server) Start() error {
 			return fmt.Errorf("listen on %s: %w", l.Address, err)
 		}
 		if maxConns > 0 || maxPerIP > 0 {
-			ln = limit.LimitListenerExempt(ln, maxConns, maxPerIP, trustedPrefixes(cfg), s.rejectConn)
+			ln = limit.LimitListenerExempt(ln, maxConns, maxPerIP, trusted, s.rejectConn)
 		}
 		srv := &http.Server{
 			Handler:           s,
@@ -298,20 +302,6 @@ func (l *rejectLog) note(log *slog.Logger, ip netip.Addr, reason string) {
 	l.mu.Unlock()
 	log.Warn("closed client connections over a connection limit", slog.String("reason", reason),
 		slog.Int("closed", n), slog.String("last_client", ip.String()))
-}
-
-// trustedPrefixes returns forwarding.trusted_proxies (validated) as
-// prefixes; a bare address is a one-address prefix.
-func trustedPrefixes(cfg *config.Config) []netip.Prefix {
-	var out []netip.Prefix
-	for _, s := range cfg.Forwarding.TrustedProxies {
-		if p, err := netip.ParsePrefix(s); err == nil {
-			out = append(out, p.Masked())
-		} else if a, err := netip.ParseAddr(s); err == nil {
-			out = append(out, netip.PrefixFrom(a, a.BitLen()))
-		}
-	}
-	return out
 }
 
 func derefInt(p *int) int {
