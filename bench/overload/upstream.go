@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"math/rand/v2"
+	"github.com/gatewise/gatewise/internal/faults"
 	"net"
 	"net/http"
 	"slices"
-	"sync"
 	"time"
 )
 
@@ -20,14 +18,9 @@ import (
 // its worker pool's queue). A request whose client has gone while it
 // waits is dropped.
 type upstream struct {
-	ln      net.Listener
-	srv     *http.Server
-	sem     chan struct{}
-	service time.Duration
-
-	mu     sync.Mutex
-	served []time.Duration // the time each served request held a slot
-	waited []time.Duration // the time each served request waited for one
+	ln  net.Listener
+	srv *http.Server
+	cap *faults.Capacity
 }
 
 // startUpstream listens on a free loopback port and serves.
@@ -36,8 +29,8 @@ func startUpstream(slots int, service time.Duration) (*upstream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upstream: %w", err)
 	}
-	u := &upstream{ln: ln, sem: make(chan struct{}, slots), service: service}
-	u.srv = &http.Server{Handler: http.HandlerFunc(u.serve), ReadHeaderTimeout: 10 * time.Second}
+	u := &upstream{ln: ln, cap: faults.NewCapacity(slots, service)}
+	u.srv = &http.Server{Handler: u.cap, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := u.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			fmt.Printf("overload: upstream: %v\n", err)
@@ -47,25 +40,6 @@ func startUpstream(slots int, service time.Duration) (*upstream, error) {
 }
 
 func (u *upstream) addr() string { return u.ln.Addr().String() }
-
-func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
-	arrived := time.Now()
-	select {
-	case u.sem <- struct{}{}:
-	case <-r.Context().Done():
-		return
-	}
-	start := time.Now()
-	time.Sleep(u.service*9/10 + rand.N(u.service/5))
-	took := time.Since(start)
-	<-u.sem
-	u.mu.Lock()
-	u.served = append(u.served, took)
-	u.waited = append(u.waited, start.Sub(arrived))
-	u.mu.Unlock()
-	w.Header().Set("Content-Type", "text/plain")
-	_, _ = io.WriteString(w, "ok\n")
-}
 
 // stop closes the listener and every connection.
 func (u *upstream) stop() {
@@ -84,10 +58,7 @@ type upstreamStats struct {
 }
 
 func (u *upstream) stats() upstreamStats {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	served := slices.Clone(u.served)
-	waited := slices.Clone(u.waited)
+	served, waited := u.cap.Samples()
 	slices.Sort(served)
 	slices.Sort(waited)
 	return upstreamStats{

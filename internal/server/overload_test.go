@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gatewise/gatewise/internal/faults"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -66,35 +66,14 @@ const (
 // does.
 type slotUpstream struct {
 	srv     *httptest.Server
-	sem     chan struct{}
+	cap     *faults.Capacity
 	latency time.Duration
-
-	mu      sync.Mutex
-	service []time.Duration // the time each served request held a slot
-	queued  []time.Duration // the time each served request waited for one
 }
 
 func startSlotUpstream(t *testing.T, slots int, latency time.Duration) *slotUpstream {
 	t.Helper()
-	u := &slotUpstream{sem: make(chan struct{}, slots), latency: latency}
-	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		arrived := time.Now()
-		select {
-		case u.sem <- struct{}{}:
-		case <-r.Context().Done():
-			return
-		}
-		start := time.Now()
-		time.Sleep(u.latency*9/10 + rand.N(u.latency/5))
-		took := time.Since(start)
-		<-u.sem
-		u.mu.Lock()
-		u.service = append(u.service, took)
-		u.queued = append(u.queued, start.Sub(arrived))
-		u.mu.Unlock()
-		w.Header().Set("Content-Type", "text/plain")
-		io.WriteString(w, "ok\n")
-	}))
+	u := &slotUpstream{cap: faults.NewCapacity(slots, latency), latency: latency}
+	u.srv = httptest.NewServer(u.cap)
 	t.Cleanup(u.srv.Close)
 	return u
 }
@@ -103,12 +82,10 @@ func startSlotUpstream(t *testing.T, slots int, latency time.Duration) *slotUpst
 // time a request held a slot: the service time and the scheduler's
 // delays), its median and p99.
 func (u *slotUpstream) ownLatency() (p50, p99 time.Duration) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if len(u.service) == 0 {
+	s, _ := u.cap.Samples()
+	if len(s) == 0 {
 		return u.latency, u.latency
 	}
-	s := slices.Clone(u.service)
 	slices.Sort(s)
 	return nearestRank(s, 50), nearestRank(s, 99)
 }
@@ -116,9 +93,7 @@ func (u *slotUpstream) ownLatency() (p50, p99 time.Duration) {
 // queueWait returns the median and p99 of the time the served requests
 // waited in the upstream's own queue.
 func (u *slotUpstream) queueWait() (p50, p99 time.Duration) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	s := slices.Clone(u.queued)
+	_, s := u.cap.Samples()
 	slices.Sort(s)
 	return nearestRank(s, 50), nearestRank(s, 99)
 }
