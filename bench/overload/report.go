@@ -178,15 +178,16 @@ contender: rerun before reading much into a small difference.
   known and written in the config, and kept up to date.
 - **gatewise (adaptive)** has nothing set: by default it learns the
   pool's concurrency limit from its latency (a gradient limit after
-  Netflix's concurrency-limits), queues what is over it (up to 100
+  Netflix's concurrency-limits), queues what is over it (up to 1000
   requests, for up to 1s) and serves the queue newest first once it
   stands, shedding what has waited too long, and refuses the rest with
   503 ` + "`connection_limit_reached`" + ` and a Retry-After. It starts from a
-  limit of 4 and raises it by up to 15% per round trip while the
-  upstream's latency stays flat; until the upstream shows queueing, a
-  queue in front of it is taken for a burst and served in order, so the
-  requests of the overload's first second may wait up to the 1s queue
-  timeout (the p99 against the p99 after 1s).
+  limit of 4 and doubles it per round trip (a slow start) until the
+  upstream first shows queueing, then moves it by up to 20% per round
+  trip. Until the upstream shows queueing, a queue in front of it is
+  taken for a burst and served in order, so the requests of the
+  overload's first few hundred milliseconds wait longer than the rest
+  (the p99 against the p99 after 1s).
 - **gatewise (max_in_flight)** has the upstream's slots as a fixed limit,
   with the same queue.
 `)

@@ -521,7 +521,15 @@ const (
 //   - Above 1 it grows, limit ×= min(gradient, gradTolerance), but only
 //     when the window's peak in flight reached half the limit (as
 //     Gradient2: a limit that is not used is not raised, or it would mean
-//     nothing when the load comes).
+//     nothing when the load comes). Until the first window that finds
+//     the upstream queueing or failing, it doubles instead (a slow start,
+//     as TCP's): the limit reaches the capacity of an upstream that can
+//     serve hundreds at once in a few round trips, rather than queueing
+//     the first visitors of a peak for a second while it grows by 20% a
+//     round trip. A slow-start window counts only the requests sent
+//     after it began, so that it sees the queueing its own limit caused;
+//     the overshoot, at most twice the capacity, is taken back by the
+//     next window.
 //   - A window with failed results (timeouts) lowers the limit by half the
 //     failed share: limit ×= 1 − failed/2 (a multiplicative decrease, as
 //     in AIMD and TCP).
@@ -548,6 +556,9 @@ type gradientLimit struct {
 	// congested reports that the last window found the upstream queueing
 	// (a gradient below 1) or timing out.
 	congested bool
+	// slowStart is true until a window finds the upstream congested: the
+	// limit doubles while there is room.
+	slowStart bool
 
 	nextProbe time.Time
 	// probeStart is when the current probe began; zero when none.
@@ -555,7 +566,7 @@ type gradientLimit struct {
 }
 
 func newGradientLimit(lo, hi int, now time.Time) *gradientLimit {
-	g := &gradientLimit{lo: float64(lo), hi: float64(hi), start: now, nextProbe: now.Add(gradProbeEvery)}
+	g := &gradientLimit{lo: float64(lo), hi: float64(hi), start: now, nextProbe: now.Add(gradProbeEvery), slowStart: true}
 	g.limit = math.Max(g.lo, math.Min(g.hi, gradInitialLimit))
 	return g
 }
@@ -579,6 +590,13 @@ func (g *gradientLimit) inFlight(n int) {
 func (g *gradientLimit) sample(now time.Time, r Result, inFlight int) bool {
 	if !g.probeStart.IsZero() {
 		return g.probeSample(now, r)
+	}
+	if g.slowStart && r.Latency > 0 && now.Add(-r.Latency).Before(g.start) {
+		// Sent before the window began, under the previous limit: in a
+		// slow start, where the limit doubles a window, such a sample
+		// says nothing of the new limit. Those sent under it include the
+		// ones it queued at the upstream.
+		return false
 	}
 	g.n++
 	switch {
@@ -635,12 +653,20 @@ func (g *gradientLimit) update(now time.Time, inFlight int) {
 		switch {
 		case grad < 1:
 			g.limit *= 1 + gradSmoothing*(grad-1)
-		case float64(g.peak) >= g.limit/2:
+		case float64(g.peak) < g.limit/2:
+		case g.slowStart:
+			g.limit *= 2
+		default:
 			g.limit *= math.Min(grad, gradTolerance)
 		}
 	}
 	if g.failed > 0 {
 		g.congested = true
+	}
+	if g.congested {
+		g.slowStart = false
+	}
+	if g.failed > 0 {
 		g.limit *= 1 - float64(g.failed)/float64(g.n)/2
 	}
 	g.limit = math.Max(g.lo, math.Min(g.hi, g.limit))

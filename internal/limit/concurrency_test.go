@@ -631,6 +631,26 @@ func TestConcurrencyAdaptive(t *testing.T) {
 				t.Errorf("limits %v: want a steady growth past 100", seen)
 			}
 		}},
+		{"doubles until the upstream is first seen to queue, then grows by the tolerance", 4, 1000, func(t *testing.T, c *Concurrency, clock *fakeClock) {
+			seen := rounds(t, c, clock, 5, 20*time.Millisecond, false)
+			if seen[len(seen)-1] < 64 {
+				t.Fatalf("limits %v after 5 rounds at a steady latency: want a slow start past 64", seen)
+			}
+			// One round at 3× the latency ends the slow start.
+			rounds(t, c, clock, 1, 60*time.Millisecond, false)
+			before := c.Limit()
+			seen = rounds(t, c, clock, 3, 20*time.Millisecond, false)
+			for i, l := range seen {
+				prev := before
+				if i > 0 {
+					prev = seen[i-1]
+				}
+				if float64(l) > gradTolerance*float64(prev)+1 {
+					t.Errorf("from %d, limits %v after the upstream queued once: want growth of at most %.1f× a round", before, seen, gradTolerance)
+					break
+				}
+			}
+		}},
 		{"does not grow when the load uses less than half of it", 4, 1000, func(t *testing.T, c *Concurrency, clock *fakeClock) {
 			rounds(t, c, clock, 10, 20*time.Millisecond, false)
 			one := func() {
