@@ -134,7 +134,7 @@ func TestParse(t *testing.T) {
 		{desc: "unknown anchor", yaml: "access_log: *nope\n", wantErr: "t.yaml: invalid YAML: unknown anchor 'nope' referenced"},
 		{desc: "x- keys ignored at the top level", yaml: "x-anything: {a: 1}\naccess_log: off\n"},
 		{desc: "x- keys refused below the top level", yaml: "admin:\n  x-note: 1\n",
-			wantErr: "t.yaml:2: admin.x-note: unknown key (known keys here: address, allow_remote)"},
+			wantErr: "t.yaml:2: admin.x-note: unknown key (known keys here: address, allow_remote, pprof)"},
 		{desc: "all errors reported, sorted by line", yaml: "shutdown_timeout: x\nadmin:\n  allow_remote: maybe\nlistners: []\n",
 			wantErr: "t.yaml:1: shutdown_timeout: want a duration like 5s, got \"x\"\n" +
 				"t.yaml:3: admin.allow_remote: want true or false, got \"maybe\"\n" +

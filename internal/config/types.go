@@ -73,6 +73,10 @@ type Admin struct {
 	Address string `yaml:"address"`
 	// AllowRemote permits a non-loopback admin address. Default: false.
 	AllowRemote bool `yaml:"allow_remote"`
+	// Pprof serves Go's profiler (net/http/pprof) under /debug/pprof/ on
+	// the admin listener, to profile the gateway under load. Default:
+	// false.
+	Pprof bool `yaml:"pprof"`
 }
 
 // ErrorPages controls the gateway's own error responses.
