@@ -127,6 +127,71 @@ func entries() []Cause {
 				{Server: "caddy", Pattern: `unexpected EOF`},
 			},
 		},
+		// The PHP-FPM causes. Their signatures are more specific than the
+		// generic ones above (an nginx line about a unix socket refusing a
+		// connection also matches connection_refused), so a log reader
+		// should try these first; php_memory_exhausted and php_timeout come
+		// before php_fatal_error because PHP logs both as a "Fatal error".
+		{
+			ID: FPMNotRunning, Title: "PHP-FPM not running", Status: 502, ProxyStatusError: "connection_refused", Hop: HopUpstream, Retryable: true,
+			Visitor: "The site's application server is not running right now.",
+			Owner:   "The PHP-FPM pool's socket file is missing (ENOENT) or nothing accepts on its address (ECONNREFUSED): php-fpm is stopped, failed to start, or listens elsewhere after an upgrade (the socket's name carries the PHP version, as in /run/php/php8.2-fpm.sock). Start it (systemctl status php8.2-fpm), and check the pool's listen setting against the address in the config.",
+			Signatures: []Signature{
+				{Server: "nginx", Pattern: `connect\(\) to unix:\S+ failed \((2|111): `},
+				{Server: "apache", Pattern: `\((2|111)\)(No such file or directory|Connection refused): AH02454`},
+				{Server: "php-fpm", Pattern: `FPM initialization failed|unable to bind listening socket`},
+			},
+		},
+		{
+			ID: FPMPoolExhausted, Title: "PHP-FPM pool exhausted", Status: 503, ProxyStatusError: "connection_refused", Hop: HopUpstream, Retryable: true,
+			Visitor: "The site is busier than it can handle right now.",
+			Owner:   "Every PHP-FPM worker was busy and the pool's listen queue was full, so the connection was turned away (EAGAIN on the unix socket, or no accept in time): slow scripts, a slow database, or pm.max_children too low for the traffic. Find the slow requests (the pool's slowlog, `gatewise logs`), then raise pm.max_children if memory allows (workers × memory per worker must fit in RAM) or listen.backlog for short bursts.",
+			Signatures: []Signature{
+				{Server: "nginx", Pattern: `connect\(\) to unix:\S+ failed \(11: `},
+				{Server: "apache", Pattern: `\(11\)Resource temporarily unavailable: AH02454`},
+				{Server: "php-fpm", Pattern: `server reached (pm\.)?max_children setting|seems busy \(you may need to increase`},
+			},
+		},
+		{
+			ID: FPMWorkerCrashed, Title: "PHP-FPM worker crashed", Status: 502, ProxyStatusError: "connection_terminated", Hop: HopUpstream, Retryable: true,
+			Visitor: "The site's application server stopped while it was building this page.",
+			Owner:   "The PHP-FPM worker closed the connection before it finished the request, without a PHP error: it crashed (a segfault, often in an extension such as opcache or a profiler), was killed (the kernel's OOM killer, kill -9), or pm.max_requests recycled it. Look for \"exited on signal\" in the PHP-FPM log and for OOM kills (journalctl -k); update or disable the extension that crashes, and size the pool to the host's memory.",
+			Signatures: []Signature{
+				{Server: "nginx", Pattern: `upstream prematurely closed FastCGI stdout`},
+				{Server: "apache", Pattern: `AH01067|AH01075`},
+				{Server: "php-fpm", Pattern: `child \d+ exited on signal (4|6|7|8|9|11) \(`},
+			},
+		},
+		{
+			ID: PHPMemoryExhausted, Title: "PHP script out of memory", Status: 500, ProxyStatusError: "http_response_incomplete", Hop: HopApplication, Retryable: false,
+			Visitor: "The site's application ran out of memory while building this page.",
+			Owner:   "A PHP script went past its memory_limit (\"Allowed memory size of N bytes exhausted\"); the log line names the file and line where it happened. Fix the code that loads too much (a query without a limit, a huge array, a plugin), or raise memory_limit for the pool (php_admin_value[memory_limit]) if the page legitimately needs it.",
+			Signatures: []Signature{
+				{Server: "nginx", Pattern: `FastCGI sent in stderr: .*Allowed memory size of \d+ bytes exhausted`},
+				{Server: "apache", Pattern: `AH01071: Got error .*Allowed memory size of \d+ bytes exhausted`},
+				{Server: "php-fpm", Pattern: `PHP Fatal error:\s+Allowed memory size of \d+ bytes exhausted`},
+			},
+		},
+		{
+			ID: PHPTimeout, Title: "PHP script timed out", Status: 504, ProxyStatusError: "http_response_timeout", Hop: HopApplication, Retryable: true,
+			Visitor: "The site's application took too long to build this page and was stopped.",
+			Owner:   "A PHP script ran past max_execution_time (PHP stopped it with \"Maximum execution time of N seconds exceeded\", naming the file and line) or past the pool's request_terminate_timeout (PHP-FPM killed the worker). Find what the script waits for (a slow query, an external API, a lock) with the pool's slowlog, and fix it; raise the limits only for scripts known to be slow.",
+			Signatures: []Signature{
+				{Server: "nginx", Pattern: `FastCGI sent in stderr: .*Maximum execution time of \d+ seconds? exceeded`},
+				{Server: "apache", Pattern: `AH01071: Got error .*Maximum execution time of \d+ seconds? exceeded`},
+				{Server: "php-fpm", Pattern: `Maximum execution time of \d+ seconds? exceeded|execution timed out \([0-9.]+ sec\), terminating`},
+			},
+		},
+		{
+			ID: PHPFatalError, Title: "PHP fatal error", Status: 500, ProxyStatusError: "http_response_incomplete", Hop: HopApplication, Retryable: false,
+			Visitor: "The site's application failed with an error while building this page.",
+			Owner:   "A PHP script stopped on a fatal error (an uncaught exception, a call to an undefined function, a parse error), often after a plugin, theme or PHP update; the log line names the file and line. Fix or roll back the code at that line, or disable the plugin it belongs to (`gatewise bisect` finds which one).",
+			Signatures: []Signature{
+				{Server: "nginx", Pattern: `FastCGI sent in stderr: "PHP message: PHP (Fatal|Parse) error:`},
+				{Server: "apache", Pattern: `AH01071: Got error '(PHP message: )?PHP (Fatal|Parse) error:`},
+				{Server: "php-fpm", Pattern: `PHP (Fatal|Parse) error:`},
+			},
+		},
 		{
 			ID: NoHealthyUpstream, Title: "No healthy upstream", Status: 503, ProxyStatusError: "destination_unavailable", Hop: HopUpstream, Retryable: true,
 			Visitor: "None of the site's application servers is available right now.",
