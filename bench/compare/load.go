@@ -1,0 +1,367 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// errParse is wrapped by every failure to read a load tool's output.
+var errParse = errors.New("unexpected output")
+
+// wrkResult is what wrk reported.
+type wrkResult struct {
+	Requests    int64   `json:"requests"`
+	Seconds     float64 `json:"seconds"`
+	RPS         float64 `json:"requests_per_second"` // every answer, as wrk counts
+	OKRPS       float64 `json:"ok_per_second"`       // 2xx and 3xx answers
+	BytesPerSec float64 `json:"bytes_per_second"`    // wrk's Transfer/sec, headers included
+	P50ms       float64 `json:"p50_ms"`
+	P75ms       float64 `json:"p75_ms"`
+	P90ms       float64 `json:"p90_ms"`
+	P99ms       float64 `json:"p99_ms"`
+	MaxMs       float64 `json:"max_ms"`
+	Non2xx      int64   `json:"non_2xx_3xx"`
+	SocketErrs  int64   `json:"socket_errors"` // connect + read + write + timeout
+}
+
+var (
+	wrkTotalRE  = regexp.MustCompile(`(?m)^\s*(\d+) requests in ([\d.]+\w+), ([\d.]+)(\w+) read`)
+	wrkRPSRE    = regexp.MustCompile(`(?m)^Requests/sec:\s+([\d.]+)`)
+	wrkXferRE   = regexp.MustCompile(`(?m)^Transfer/sec:\s+([\d.]+)(\w+)`)
+	wrkPctRE    = regexp.MustCompile(`(?m)^\s+(50|75|90|99)%\s+([\d.]+\w+)`)
+	wrkLatRE    = regexp.MustCompile(`(?m)^\s+Latency\s+(\S+)\s+(\S+)\s+(\S+)`)
+	wrkNon2xxRE = regexp.MustCompile(`(?m)^\s*Non-2xx or 3xx responses:\s+(\d+)`)
+	wrkSockRE   = regexp.MustCompile(`(?m)^\s*Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
+)
+
+// parseWrk reads the output of wrk --latency.
+func parseWrk(out string) (wrkResult, error) {
+	var r wrkResult
+	m := wrkTotalRE.FindStringSubmatch(out)
+	if m == nil {
+		return r, fmt.Errorf("wrk: no %q line: %w", "N requests in T, B read", errParse)
+	}
+	r.Requests, _ = strconv.ParseInt(m[1], 10, 64)
+	d, err := parseWrkDuration(m[2])
+	if err != nil {
+		return r, err
+	}
+	r.Seconds = d.Seconds()
+	m = wrkRPSRE.FindStringSubmatch(out)
+	if m == nil {
+		return r, fmt.Errorf("wrk: no Requests/sec line: %w", errParse)
+	}
+	r.RPS, _ = strconv.ParseFloat(m[1], 64)
+	if m = wrkXferRE.FindStringSubmatch(out); m != nil {
+		if r.BytesPerSec, err = parseWrkBytes(m[1], m[2]); err != nil {
+			return r, err
+		}
+	}
+	pcts := wrkPctRE.FindAllStringSubmatch(out, -1)
+	if len(pcts) < 4 {
+		return r, fmt.Errorf("wrk: %d latency percentiles, want 4 (run it with --latency): %w", len(pcts), errParse)
+	}
+	for _, p := range pcts {
+		d, err := parseWrkDuration(p[2])
+		if err != nil {
+			return r, err
+		}
+		ms := float64(d) / 1e6
+		switch p[1] {
+		case "50":
+			r.P50ms = ms
+		case "75":
+			r.P75ms = ms
+		case "90":
+			r.P90ms = ms
+		case "99":
+			r.P99ms = ms
+		}
+	}
+	if m = wrkLatRE.FindStringSubmatch(out); m != nil {
+		if d, err := parseWrkDuration(m[3]); err == nil {
+			r.MaxMs = float64(d) / 1e6
+		}
+	}
+	if m = wrkNon2xxRE.FindStringSubmatch(out); m != nil {
+		r.Non2xx, _ = strconv.ParseInt(m[1], 10, 64)
+	}
+	if m = wrkSockRE.FindStringSubmatch(out); m != nil {
+		for _, s := range m[1:] {
+			n, _ := strconv.ParseInt(s, 10, 64)
+			r.SocketErrs += n
+		}
+	}
+	if r.Seconds > 0 {
+		r.OKRPS = float64(r.Requests-r.Non2xx) / r.Seconds
+	}
+	return r, nil
+}
+
+// parseWrkDuration reads wrk's durations: 812.00us, 1.23ms, 2.00s, 1.00m,
+// 1.00h.
+func parseWrkDuration(s string) (time.Duration, error) {
+	i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	if i <= 0 {
+		return 0, fmt.Errorf("duration %q: %w", s, errParse)
+	}
+	v, err := strconv.ParseFloat(s[:i], 64)
+	if err != nil {
+		return 0, fmt.Errorf("duration %q: %w", s, errParse)
+	}
+	unit := map[string]time.Duration{"ns": time.Nanosecond, "us": time.Microsecond, "ms": time.Millisecond,
+		"s": time.Second, "m": time.Minute, "h": time.Hour}[s[i:]]
+	if unit == 0 {
+		return 0, fmt.Errorf("duration %q: unknown unit: %w", s, errParse)
+	}
+	return time.Duration(v * float64(unit)), nil
+}
+
+// parseWrkBytes reads wrk's sizes, in powers of 1024: 5.00MB, 12.3KB.
+func parseWrkBytes(num, unit string) (float64, error) {
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil {
+		return 0, fmt.Errorf("size %s%s: %w", num, unit, errParse)
+	}
+	mult := map[string]float64{"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}[unit]
+	if mult == 0 {
+		return 0, fmt.Errorf("size %s%s: unknown unit: %w", num, unit, errParse)
+	}
+	return v * mult, nil
+}
+
+// h2Result is what h2load reported.
+type h2Result struct {
+	Seconds   float64 `json:"seconds"`
+	RPS       float64 `json:"requests_per_second"` // every answer, as h2load counts
+	OKRPS     float64 `json:"ok_per_second"`       // 2xx answers
+	Requests  int64   `json:"requests"`
+	Succeeded int64   `json:"succeeded"`
+	Failed    int64   `json:"failed"` // failed + errored + timeout
+	OK        int64   `json:"status_2xx"`
+	Non2xx    int64   `json:"non_2xx"`
+	Done      int64   `json:"done"`
+	MeanMs    float64 `json:"mean_ms"`
+	SDMs      float64 `json:"sd_ms"`
+	MaxMs     float64 `json:"max_ms"`
+	Protocol  string  `json:"protocol"`
+}
+
+var (
+	h2FinishedRE = regexp.MustCompile(`(?m)^finished in ([\d.]+\w+), ([\d.]+) req/s`)
+	h2RequestsRE = regexp.MustCompile(`(?m)^requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout`)
+	h2StatusRE   = regexp.MustCompile(`(?m)^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx`)
+	h2TimeRE     = regexp.MustCompile(`(?m)^time for request:\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)`)
+	h2ProtoRE    = regexp.MustCompile(`(?m)^Application protocol: (\S+)`)
+)
+
+// parseH2load reads the output of h2load. It gives no percentiles: the
+// mean, the standard deviation and the maximum time for a request.
+func parseH2load(out string) (h2Result, error) {
+	var r h2Result
+	m := h2FinishedRE.FindStringSubmatch(out)
+	if m == nil {
+		return r, fmt.Errorf("h2load: no %q line: %w", "finished in", errParse)
+	}
+	d, err := parseWrkDuration(m[1])
+	if err != nil {
+		return r, err
+	}
+	r.Seconds = d.Seconds()
+	r.RPS, _ = strconv.ParseFloat(m[2], 64)
+	m = h2RequestsRE.FindStringSubmatch(out)
+	if m == nil {
+		return r, fmt.Errorf("h2load: no requests line: %w", errParse)
+	}
+	var n [5]int64
+	for i := range n {
+		n[i], _ = strconv.ParseInt(m[i+1], 10, 64)
+	}
+	r.Requests, r.Succeeded, r.Failed = n[0], n[1], n[2]+n[3]+n[4]
+	m = h2StatusRE.FindStringSubmatch(out)
+	if m == nil {
+		return r, fmt.Errorf("h2load: no status codes line: %w", errParse)
+	}
+	r.OK, _ = strconv.ParseInt(m[1], 10, 64)
+	for _, s := range m[2:] {
+		v, _ := strconv.ParseInt(s, 10, 64)
+		r.Non2xx += v
+	}
+	r.Done = r.OK + r.Non2xx
+	if r.Seconds > 0 {
+		r.OKRPS = float64(r.OK) / r.Seconds
+	}
+	if m = h2ProtoRE.FindStringSubmatch(out); m != nil {
+		r.Protocol = m[1]
+	}
+	m = h2TimeRE.FindStringSubmatch(out)
+	if m == nil {
+		return r, fmt.Errorf("h2load: no %q line: %w", "time for request", errParse)
+	}
+	for i, dst := range []*float64{&r.MaxMs, &r.MeanMs, &r.SDMs} {
+		d, err := parseWrkDuration(m[i+2])
+		if err != nil {
+			return r, err
+		}
+		*dst = float64(d) / 1e6
+	}
+	return r, nil
+}
+
+// runTool runs a load tool, bounded by timeout, and returns its output.
+func runTool(ctx context.Context, timeout time.Duration, argv []string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.WaitDelay = 2 * time.Second
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		if ctx.Err() != nil {
+			return string(out), fmt.Errorf("%s did not finish within %v: %w", argv[0], timeout, ctx.Err())
+		}
+		return string(out), fmt.Errorf("%s: %w: %s", argv[0], err, lastLine(string(out)))
+	}
+	return string(out), nil
+}
+
+// lastLine is the last non-empty line of s.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// idleResult is what holding many idle keep-alive connections showed.
+type idleResult struct {
+	Wanted  int    `json:"wanted"`
+	Opened  int    `json:"opened"` // connected and answered 200
+	Failed  int    `json:"failed"` // failed to connect or to get an answer
+	StillOp int    `json:"open_at_measurement"`
+	FirstEr string `json:"first_error,omitempty"`
+}
+
+// idleConns holds keep-alive connections that each sent one GET and read
+// its answer, then idle.
+type idleConns struct {
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+// openIdle opens n connections to addr (at most par at a time), sends
+// GET path on each and reads the answer, and keeps them open. Connections
+// that fail are counted, not kept.
+func openIdle(ctx context.Context, addr, path string, n, par int) (*idleConns, idleResult) {
+	ic := &idleConns{conns: make([]net.Conn, 0, n)}
+	res := idleResult{Wanted: n}
+	var next, failed atomic.Int64
+	var firstErr sync.Once
+	var wg sync.WaitGroup
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nUser-Agent: gatewise-compare\r\n\r\n"
+	for range par {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			br := bufio.NewReaderSize(nil, 1024)
+			d := net.Dialer{Timeout: 5 * time.Second}
+			for next.Add(1) <= int64(n) && ctx.Err() == nil {
+				c, err := oneIdle(ctx, &d, br, addr, req)
+				if err != nil {
+					failed.Add(1)
+					firstErr.Do(func() { res.FirstEr = err.Error() })
+					continue
+				}
+				ic.mu.Lock()
+				ic.conns = append(ic.conns, c)
+				ic.mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	res.Opened = len(ic.conns)
+	res.Failed = int(failed.Load())
+	return ic, res
+}
+
+// oneIdle opens one connection and reads one answer on it.
+func oneIdle(ctx context.Context, d *net.Dialer, br *bufio.Reader, addr, req string) (net.Conn, error) {
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	br.Reset(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("status %d", resp.StatusCode)
+	}
+	if err == nil && br.Buffered() > 0 {
+		err = errors.New("bytes after the response")
+	}
+	if err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	_ = c.SetDeadline(time.Time{})
+	return c, nil
+}
+
+// stillOpen counts the connections the server has not closed: a peek that
+// would block means open; end of file or an error means closed.
+func (ic *idleConns) stillOpen() int {
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
+	open := 0
+	buf := make([]byte, 1)
+	for _, c := range ic.conns {
+		tc, ok := c.(*net.TCPConn)
+		if !ok {
+			continue
+		}
+		raw, err := tc.SyscallConn()
+		if err != nil {
+			continue
+		}
+		alive := false
+		_ = raw.Read(func(fd uintptr) bool {
+			n, _, err := syscall.Recvfrom(int(fd), buf, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			alive = n > 0 || errors.Is(err, syscall.EAGAIN)
+			return true
+		})
+		if alive {
+			open++
+		}
+	}
+	return open
+}
+
+// close closes every connection.
+func (ic *idleConns) close() {
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
+	for _, c := range ic.conns {
+		_ = c.Close()
+	}
+	ic.conns = nil
+}
