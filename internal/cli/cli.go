@@ -49,6 +49,7 @@ func commands() map[string]command {
 		"config": {summary: "validate a config file (config validate FILE)", run: runConfig},
 		"demo":   {summary: "run the gateway in front of three demo upstreams", run: runDemo},
 		"causes": {summary: "list the cause taxonomy", run: runCauses},
+		"logs":   {summary: "read servers' logs and say why the 502s happened", run: runLogs},
 	}
 }
 
