@@ -150,10 +150,11 @@ type h2Result struct {
 	OKRPS     float64 `json:"ok_per_second"`       // 2xx answers
 	Requests  int64   `json:"requests"`
 	Succeeded int64   `json:"succeeded"`
-	Failed    int64   `json:"failed"` // failed + errored + timeout
+	Failed    int64   `json:"failed"` // h2load's "failed": errors and 4xx or 5xx answers
+	Errors    int64   `json:"errors"` // h2load's "errored" and "timeout"
 	OK        int64   `json:"status_2xx"`
 	Non2xx    int64   `json:"non_2xx"`
-	Done      int64   `json:"done"`
+	Done      int64   `json:"done"` // answered in the measured time
 	MeanMs    float64 `json:"mean_ms"`
 	SDMs      float64 `json:"sd_ms"`
 	MaxMs     float64 `json:"max_ms"`
@@ -162,7 +163,7 @@ type h2Result struct {
 
 var (
 	h2FinishedRE = regexp.MustCompile(`(?m)^finished in ([\d.]+\w+), ([\d.]+) req/s`)
-	h2RequestsRE = regexp.MustCompile(`(?m)^requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout`)
+	h2RequestsRE = regexp.MustCompile(`(?m)^requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout`)
 	h2StatusRE   = regexp.MustCompile(`(?m)^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx`)
 	h2TimeRE     = regexp.MustCompile(`(?m)^time for request:\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)`)
 	h2ProtoRE    = regexp.MustCompile(`(?m)^Application protocol: (\S+)`)
@@ -186,11 +187,11 @@ func parseH2load(out string) (h2Result, error) {
 	if m == nil {
 		return r, fmt.Errorf("h2load: no requests line: %w", errParse)
 	}
-	var n [5]int64
+	var n [6]int64
 	for i := range n {
 		n[i], _ = strconv.ParseInt(m[i+1], 10, 64)
 	}
-	r.Requests, r.Succeeded, r.Failed = n[0], n[1], n[2]+n[3]+n[4]
+	r.Requests, r.Done, r.Succeeded, r.Failed, r.Errors = n[0], n[1], n[2], n[3], n[4]+n[5]
 	m = h2StatusRE.FindStringSubmatch(out)
 	if m == nil {
 		return r, fmt.Errorf("h2load: no status codes line: %w", errParse)
@@ -200,7 +201,6 @@ func parseH2load(out string) (h2Result, error) {
 		v, _ := strconv.ParseInt(s, 10, 64)
 		r.Non2xx += v
 	}
-	r.Done = r.OK + r.Non2xx
 	if r.Seconds > 0 {
 		r.OKRPS = float64(r.OK) / r.Seconds
 	}

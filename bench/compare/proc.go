@@ -21,9 +21,10 @@ var errNoProcess = errors.New("no process in the group")
 
 // procStat is what the benchmark reads from /proc/PID/stat.
 type procStat struct {
-	pid  int
-	pgrp int
-	cpu  time.Duration // utime + stime, all threads
+	pid   int
+	state byte // R, S, D, Z (a zombie: exited, not yet reaped), ...
+	pgrp  int
+	cpu   time.Duration // utime + stime, all threads
 }
 
 // parseStat parses the text of /proc/PID/stat. The command name (field 2)
@@ -50,7 +51,7 @@ func parseStat(text string) (procStat, error) {
 			return procStat{}, fmt.Errorf("/proc stat field %d: %w", idx+3, err)
 		}
 	}
-	return procStat{pid: pid, pgrp: int(n[0]), cpu: time.Duration(n[1]+n[2]) * clockTick}, nil
+	return procStat{pid: pid, state: f[0][0], pgrp: int(n[0]), cpu: time.Duration(n[1]+n[2]) * clockTick}, nil
 }
 
 // benchText shortens s for an error message.
@@ -61,9 +62,9 @@ func benchText(s string) string {
 	return s
 }
 
-// groupPIDs returns the processes of process group pgid: a proxy started
-// by benchkit.StartChild leads its own group, and its workers (nginx's)
-// stay in it.
+// groupPIDs returns the live processes of process group pgid (zombies
+// left out): a proxy started by benchkit.StartChild leads its own group,
+// and its workers (nginx's) stay in it.
 func groupPIDs(pgid int) ([]int, error) {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
@@ -83,7 +84,7 @@ func groupPIDs(pgid int) ([]int, error) {
 		if err != nil {
 			continue
 		}
-		if st.pgrp == pgid {
+		if st.pgrp == pgid && st.state != 'Z' {
 			pids = append(pids, pid)
 		}
 	}

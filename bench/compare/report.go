@@ -164,7 +164,7 @@ func (r *report) table(scen string) string {
 				us(run.ProxyCPUus), us(run.UpstreamCPUus), num(float64(w.Non2xx+w.SocketErrs)))
 		}
 	case scenH2:
-		b.WriteString("| contender | requests/s | × nginx | × direct | mean | max | proxy CPU/request | upstream CPU/request | not 2xx or failed |\n")
+		b.WriteString("| contender | requests/s | × nginx | × direct | mean | max | proxy CPU/request | upstream CPU/request | errors |\n")
 		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, run := range r.runsOf(scen) {
 			if run.Err != "" || run.H2 == nil {
@@ -174,7 +174,7 @@ func (r *report) table(scen string) string {
 			h := run.H2
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", run.label(), num(h.OKRPS),
 				ratio(h.OKRPS, rpsOf(nginx)), ratio(h.OKRPS, rpsOf(direct)), ms(h.MeanMs), ms(h.MaxMs),
-				us(run.ProxyCPUus), us(run.UpstreamCPUus), num(float64(h.Failed+h.Non2xx)))
+				us(run.ProxyCPUus), us(run.UpstreamCPUus), num(float64(h.Non2xx+h.Errors)))
 		}
 	case scenIdle:
 		b.WriteString("| contender | open at the measurement | memory before | memory after | per connection | × nginx | processes (memory counted) |\n")

@@ -31,7 +31,6 @@ func (r *report) svg() string {
 
 // Chart geometry, in pixels.
 const (
-	chartW     = 880
 	rowH       = 26
 	barH       = 18
 	labelW     = 150
@@ -39,7 +38,8 @@ const (
 	panelGap   = 40
 	topPad     = 64
 	bottomPad  = 36
-	valueSpace = 70
+	valueSpace = 80
+	chartW     = labelW + 2*(panelW+valueSpace) + panelGap + 16
 )
 
 // renderChart draws the rows; date goes in the title.
