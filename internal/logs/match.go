@@ -2,6 +2,7 @@ package logs
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"regexp"
 	"regexp/syntax"
@@ -23,6 +24,10 @@ type variant struct {
 	id     cause.ID
 	order  int // the signature's position in the table: the first wins a tie
 	size   int // the pieces' total length: the most specific wins
+	// confirm, when set, is the signature's expression, run when the
+	// pieces match: the pieces were only necessary, not sufficient (the
+	// pattern had a \d+ or \S+ between them).
+	confirm *regexp.Regexp
 }
 
 // regexSig is a signature too complex to expand into literals: prefix is a
@@ -42,7 +47,17 @@ type matcher struct {
 	// line is searched once per distinct first piece.
 	groups []variantGroup
 	regexs []regexSig
+	// A line is scanned once for every first piece of 4 bytes or more:
+	// the 4 bytes at each position are hashed into bloom, and only on a
+	// hit looked up in byKey. Shorter first pieces are searched one by one
+	// (short).
+	bloom [1 << 16 / 64]uint64
+	byKey map[uint32][]int
+	short []int
 }
+
+// keyHash maps the 4 bytes of a key to a bit of the bloom filter.
+func keyHash(k uint32) uint32 { return (k * 0x9E3779B1) >> 16 }
 
 type variantGroup struct {
 	first    []byte
@@ -68,7 +83,8 @@ func newMatcher(t *cause.Table, servers ...string) (*matcher, error) {
 			if err != nil {
 				return nil, fmt.Errorf("cause %s: %s signature %q: %w", c.ID, s.Server, s.Pattern, err)
 			}
-			seqs, ok := expand(re.Simplify())
+			var exact bool
+			seqs, ok := expand(re.Simplify(), &exact)
 			if ok {
 				seqs = clean(seqs)
 			}
@@ -80,6 +96,9 @@ func newMatcher(t *cause.Table, servers ...string) (*matcher, error) {
 			}
 			for _, seq := range seqs {
 				v := variant{id: c.ID, order: order}
+				if !exact {
+					v.confirm = regexp.MustCompile(s.Pattern)
+				}
 				for _, p := range seq {
 					v.pieces = append(v.pieces, []byte(p))
 					v.size += len(p)
@@ -94,6 +113,17 @@ func newMatcher(t *cause.Table, servers ...string) (*matcher, error) {
 				m.groups[i].variants = append(m.groups[i].variants, v)
 			}
 		}
+	}
+	m.byKey = map[uint32][]int{}
+	for gi, g := range m.groups {
+		if len(g.first) < 4 {
+			m.short = append(m.short, gi)
+			continue
+		}
+		k := binary.LittleEndian.Uint32(g.first)
+		h := keyHash(k)
+		m.bloom[h>>6] |= 1 << (h & 63)
+		m.byKey[k] = append(m.byKey[k], gi)
 	}
 	return m, nil
 }
@@ -119,17 +149,55 @@ func (m *matcher) match(line []byte) cause.ID {
 			best, bestLen, bestOrder = id, n, order
 		}
 	}
-	for gi := range m.groups {
-		g := &m.groups[gi]
-		at := bytes.Index(line, g.first)
-		if at < 0 {
-			continue
+	// seen marks the groups already tried at their first occurrence.
+	var seenSmall uint64
+	var seenBig []bool
+	if len(m.groups) > 64 {
+		seenBig = make([]bool, len(m.groups))
+	}
+	try := func(gi, at int) {
+		if seenBig != nil {
+			if seenBig[gi] {
+				return
+			}
+			seenBig[gi] = true
+		} else {
+			if seenSmall&(1<<gi) != 0 {
+				return
+			}
+			seenSmall |= 1 << gi
 		}
+		g := &m.groups[gi]
 		for vi := range g.variants {
 			v := &g.variants[vi]
 			if v.matchFrom(line, at) {
+				if v.confirm != nil {
+					loc := v.confirm.FindIndex(line)
+					if loc == nil {
+						continue
+					}
+					better(v.id, loc[1]-loc[0], v.order)
+					continue
+				}
 				better(v.id, v.size, v.order)
 			}
+		}
+	}
+	for i := 0; i+4 <= len(line); i++ {
+		k := binary.LittleEndian.Uint32(line[i:])
+		h := keyHash(k)
+		if m.bloom[h>>6]&(1<<(h&63)) == 0 {
+			continue
+		}
+		for _, gi := range m.byKey[k] {
+			if bytes.HasPrefix(line[i:], m.groups[gi].first) {
+				try(gi, i)
+			}
+		}
+	}
+	for _, gi := range m.short {
+		if at := bytes.Index(line, m.groups[gi].first); at >= 0 {
+			try(gi, at)
 		}
 	}
 	for i := range m.regexs {
@@ -162,11 +230,23 @@ func (v *variant) matchFrom(line []byte, at int) bool {
 	return true
 }
 
-// expand turns a simplified regular expression into the literal sequences
-// that match exactly the same lines when searched unanchored: a sequence is
-// pieces separated by ".*". It reports false when the expression has any
-// other construct (anchors, repetitions, large classes, case folding).
-func expand(re *syntax.Regexp) ([][]string, bool) {
+// expand turns a simplified regular expression into literal sequences, a
+// sequence being pieces separated by ".*", such that a line matches the
+// expression only if it has one of the sequences. *exact is set to false
+// when some construct was widened to a gap (a repetition, a large class),
+// so that the sequences are necessary but not sufficient; it stays true
+// when they match exactly the same lines. expand reports false when the
+// expression has a construct it cannot widen (anchors, case folding).
+func expand(re *syntax.Regexp, exact *bool) ([][]string, bool) {
+	*exact = true
+	return expandRe(re, exact)
+}
+
+// gap is the sequence of ".*": two empty pieces that join with their
+// neighbours.
+func gap() [][]string { return [][]string{{"", ""}} }
+
+func expandRe(re *syntax.Regexp, exact *bool) ([][]string, bool) {
 	switch re.Op {
 	case syntax.OpLiteral:
 		if re.Flags&syntax.FoldCase != 0 {
@@ -180,24 +260,29 @@ func expand(re *syntax.Regexp) ([][]string, bool) {
 		for i := 0; i+1 < len(re.Rune); i += 2 {
 			for r := re.Rune[i]; r <= re.Rune[i+1]; r++ {
 				if len(out) >= 8 {
-					return nil, false
+					*exact = false
+					return gap(), true
 				}
 				out = append(out, []string{string(r)})
 			}
 		}
 		return out, true
-	case syntax.OpStar:
-		// Only ".*" (any character but a newline): a gap between pieces.
-		if len(re.Sub) == 1 && re.Sub[0].Op == syntax.OpAnyCharNotNL {
-			return [][]string{{"", ""}}, true
+	case syntax.OpStar, syntax.OpPlus, syntax.OpQuest, syntax.OpRepeat:
+		// ".*" (any character but a newline) is exactly a gap between
+		// pieces; other repetitions are widened to one.
+		if re.Op != syntax.OpStar || len(re.Sub) != 1 || re.Sub[0].Op != syntax.OpAnyCharNotNL {
+			*exact = false
 		}
-		return nil, false
+		return gap(), true
+	case syntax.OpAnyChar, syntax.OpAnyCharNotNL:
+		*exact = false
+		return gap(), true
 	case syntax.OpCapture:
-		return expand(re.Sub[0])
+		return expandRe(re.Sub[0], exact)
 	case syntax.OpAlternate:
 		var out [][]string
 		for _, sub := range re.Sub {
-			s, ok := expand(sub)
+			s, ok := expandRe(sub, exact)
 			if !ok || len(out)+len(s) > maxVariants {
 				return nil, false
 			}
@@ -207,7 +292,7 @@ func expand(re *syntax.Regexp) ([][]string, bool) {
 	case syntax.OpConcat:
 		out := [][]string{{""}}
 		for _, sub := range re.Sub {
-			s, ok := expand(sub)
+			s, ok := expandRe(sub, exact)
 			if !ok || len(out)*len(s) > maxVariants {
 				return nil, false
 			}
