@@ -22,6 +22,7 @@ type bench struct {
 	self   string            // this program, run as the upstream
 	tools  map[string]string // "wrk", "h2load": their paths
 	cert   certFiles
+	nofile int // the open-files limit the children inherit
 	start  time.Time
 	stderr io.Writer
 }
@@ -135,7 +136,7 @@ func (b *bench) runOne(ctx context.Context, c *contender, scen string, logs bool
 	measured := up // whose memory the idle scenario measures
 	var proxy *benchkit.Child
 	if c.bin != "" {
-		p := params{dir: res.Dir, upstream: upAddr, cert: b.cert, maxConns: b.o.idleConns + 1024,
+		p := params{dir: res.Dir, upstream: upAddr, cert: b.cert, maxConns: b.o.idleConns + 1024, nofile: b.nofile,
 			threads: runtime.NumCPU(), root: os.Geteuid() == 0, accessLog: logs}
 		if p.listen, err = benchkit.FreeAddr(); err != nil {
 			return fail(err)

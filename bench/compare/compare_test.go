@@ -115,7 +115,7 @@ func testParams(t *testing.T, logs bool) params {
 		t.Fatal(err)
 	}
 	return params{dir: dir, listen: "127.0.0.1:18081", tlsListen: "127.0.0.1:18443", upstream: "127.0.0.1:18080",
-		cert: cert, maxConns: 11024, threads: runtime.NumCPU(), root: os.Geteuid() == 0, accessLog: logs}
+		cert: cert, maxConns: 11024, nofile: 20000, threads: runtime.NumCPU(), root: os.Geteuid() == 0, accessLog: logs}
 }
 
 // TestConfigsValid has each program check its own config, with the access

@@ -300,7 +300,7 @@ func oneIdle(ctx context.Context, d *net.Dialer, br *bufio.Reader, addr, req str
 	if err != nil {
 		return nil, err
 	}
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.WriteString(c, req); err != nil {
 		_ = c.Close()
 		return nil, err

@@ -337,7 +337,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		Scenarios: scens,
 	}
 	rep.Versions = versions(ctx, cs, tools)
-	b := &bench{o: o, self: self, tools: tools, cert: cert, start: time.Now(), stderr: stderr}
+	b := &bench{o: o, self: self, tools: tools, cert: cert, nofile: int(min(nofile, 1<<20)), start: time.Now(), stderr: stderr}
 	var failed []string
 	for _, c := range cs {
 		variants := []bool{false}
@@ -397,9 +397,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 }
 
 // raiseNofile raises this process's open-files limit (which the upstream
-// and the proxies inherit) to at least 4 × conns + 1024 when it can: as
-// root up to 65536 or more, else to the hard limit. It returns the limit
-// in force, and an error when it is too low for conns.
+// and the proxies inherit) to 65536, or 4 × conns + 1024 if more, when it
+// can (with CAP_SYS_RESOURCE, as root usually has), else to the hard
+// limit. It returns the limit in force, and an error when it is too low
+// for conns (each of this process and the proxy holds one file per idle
+// connection).
 func raiseNofile(conns int) (uint64, error) {
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
@@ -418,8 +420,8 @@ func raiseNofile(conns int) (uint64, error) {
 			return 0, fmt.Errorf("open-files limit: %w", err)
 		}
 	}
-	if rl.Cur < uint64(2*conns+256) {
-		return rl.Cur, fmt.Errorf("open-files limit %d is too low for %d idle connections: raise it (ulimit -n %d) or lower -idle-conns", rl.Cur, conns, 4*conns+1024)
+	if rl.Cur < uint64(conns+1024) {
+		return rl.Cur, fmt.Errorf("open-files limit %d is too low for %d idle connections: raise it (ulimit -n %d) or lower -idle-conns", rl.Cur, conns, 2*conns+1024)
 	}
 	return rl.Cur, nil
 }

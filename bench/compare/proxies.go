@@ -18,6 +18,7 @@ type params struct {
 	upstream  string    // the upstream, host:port
 	cert      certFiles // the TLS listener's certificate
 	maxConns  int       // client connections the proxy must accept at once
+	nofile    int       // the open-files limit the proxy inherits (and cannot raise without CAP_SYS_RESOURCE)
 	threads   int       // CPU cores: HAProxy's nbthread
 	root      bool      // running as root: nginx's workers stay root (they write temp files in dir)
 	accessLog bool      // log every request to a file in dir (the "logs on" rows)
@@ -167,13 +168,16 @@ http {
             proxy_pass http://app;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
-            # Stream what does not fit in the buffers rather than spool
-            # it to a temporary file.
+            # Buffers for large responses (the default is 8 of a memory
+            # page: 1 MiB responses then take twice the time), and stream
+            # what does not fit rather than spool it to a temporary file.
+            proxy_buffers 16 64k;
+            proxy_busy_buffers_size 128k;
             proxy_max_temp_file_size 0;
         }
     }
 }
-`, user, p.dir, p.upstream, p.listen, p.tlsListen, p.maxConns*2+1024, p.maxConns*4+4096, onOff(p.accessLog), log, p.cert.Cert, p.cert.Key)
+`, user, p.dir, p.upstream, p.listen, p.tlsListen, min(p.maxConns*2+1024, p.nofile-100), p.nofile, onOff(p.accessLog), log, p.cert.Cert, p.cert.Key)
 }
 
 func haproxyContender(bin string) *contender {
@@ -229,7 +233,15 @@ frontend web
 
 backend app
     server app1 %[6]s
-`, p.threads, p.maxConns+1024, p.listen, p.tlsListen, p.cert.Combined, p.upstream, onOff(p.accessLog), glog, dlog)
+`, p.threads, haproxyMaxconn(p), p.listen, p.tlsListen, p.cert.Combined, p.upstream, onOff(p.accessLog), glog, dlog)
+}
+
+// haproxyMaxconn is HAProxy's global maxconn: the connections wanted, or
+// as many as the open-files limit allows, as HAProxy reserves two files
+// per connection (the client's and the server's) and refuses to start
+// when the limit is below that.
+func haproxyMaxconn(p params) int {
+	return min(p.maxConns, (p.nofile-100)/2)
 }
 
 func caddyContender(bin string) *contender {

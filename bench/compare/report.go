@@ -224,8 +224,8 @@ func (r *report) scenarioText(s string) string {
 		return fmt.Sprintf("GET /small with `Connection: close` on %d connections for %s: a TCP connection per request from the client; the proxies keep theirs to the upstream.",
 			st.Connections, st.CloseDuration)
 	case scenIdle:
-		return fmt.Sprintf("%s TCP connections that each sent one GET /small and read its answer, then stay idle. The memory is the proportional set size (Pss, from /proc/PID/smaps_rollup) summed over the proxy's processes, read before the connections are opened and a second after; per connection is the difference divided by the connections still open then.",
-			num(float64(st.IdleConns)))
+		return fmt.Sprintf("%s TCP connections that each sent one GET /small and read its answer, then stay idle. The memory is the proportional set size (Pss, from /proc/PID/smaps_rollup) summed over the proxy's processes, read before the connections are opened and a second after; per connection is the difference divided by the connections still open then. The open-files limit was %d and cannot be raised without CAP_SYS_RESOURCE; HAProxy reserves two files per connection (client and server) and refuses to start when its maxconn needs more, so its maxconn was %s.",
+			num(float64(st.IdleConns)), r.Nofile, num(float64(haproxyMaxconn(params{maxConns: st.IdleConns + 1024, nofile: int(min(r.Nofile, 1<<20))}))))
 	case scenH2:
 		return fmt.Sprintf("GET /small over HTTP/2 and TLS 1.3 (self-signed ECDSA P-256 certificate) from h2load: %d connections, %d concurrent streams each, for %s; the proxies talk HTTP/1.1 to the upstream, and direct is the upstream's own TLS listener. h2load gives the mean and the maximum time per request, no percentiles.",
 			st.H2Clients, st.H2Streams, st.H2Duration)
@@ -320,8 +320,9 @@ Each proxy's choices, beyond its defaults:
   ` + "`keepalive 64`" + ` to the upstream with ` + "`proxy_http_version 1.1`" + ` and an empty
   Connection header, ` + "`keepalive_requests`" + ` raised from its default of 1000
   (which makes wrk reconnect every thousand requests, on both sides),
-  ` + "`proxy_max_temp_file_size 0`" + ` (a 1 MiB response beyond the buffers is
-  streamed, not spooled to a temporary file), ` + "`worker_connections`" + ` and
+  ` + "`proxy_buffers 16 64k`" + ` (the default of 8 × 4 KiB halves its 1 MiB
+  throughput here) and ` + "`proxy_max_temp_file_size 0`" + ` (a response beyond
+  the buffers is streamed, not spooled to a temporary file), ` + "`worker_connections`" + ` and
   ` + "`worker_rlimit_nofile`" + ` for the idle connections.
 - **HAProxy**: ` + "`nbthread`" + ` = cores, ` + "`http-reuse always`" + ` (the default ` + "`safe`" + `
   sends the first request of each client connection on a server connection
