@@ -198,7 +198,7 @@ func entries() []Cause {
 			Owner:   "Every target of the pool is down or ejected, or the pool has no target. See the dashboard's upstream health and each target's last failure; start or fix the targets.",
 			Signatures: []Signature{
 				{Server: "nginx", Pattern: `no live upstreams`},
-				{Server: "haproxy", Pattern: `no server available|SC--.*<NOSRV>`},
+				{Server: "haproxy", Pattern: `no server available|SC--.*<NOSRV>|/<NOSRV> .* SC--`},
 				{Server: "caddy", Pattern: `no upstreams available`},
 				{Server: "traefik", Pattern: `no servers? (available|in the pool)`},
 			},

@@ -278,6 +278,9 @@ func apacheError(p *parser, lc *lineCtx, line []byte, ev *Event) (bool, bool) {
 		return false, false
 	}
 	msg := line[rb+1:]
+	if apacheFollowUp(msg) {
+		return false, true
+	}
 	id := phpMessage(msg)
 	if id == "" {
 		id = p.m[serverApache].match(msg)
@@ -304,6 +307,16 @@ func apacheError(p *parser, lc *lineCtx, line []byte, ev *Event) (bool, bool) {
 		}
 	}
 	return true, true
+}
+
+// apacheFollowUp reports whether an Apache message only repeats the
+// failure of the line before it, for the same request: AH01114 ("failed
+// to make connection to backend") follows AH00957, which has the errno;
+// AH00898 "Error reading from remote server" follows AH01102, which has
+// it. Counting them would count each failure twice (and AH00898 after a
+// timeout would read as a closed connection).
+func apacheFollowUp(msg []byte) bool {
+	return bytes.Contains(msg, []byte("AH01114: ")) || bytes.Contains(msg, []byte("AH00898: Error reading from remote server"))
 }
 
 func detectApacheError(line []byte) bool {
@@ -446,6 +459,10 @@ func phpLog(p *parser, lc *lineCtx, line []byte, ev *Event) (bool, bool) {
 }
 
 func detectPHP(line []byte) bool {
+	if t := bytes.TrimSpace(line); bytes.HasPrefix(t, []byte("Stack trace:")) || bytes.HasPrefix(t, []byte("thrown in ")) ||
+		len(t) > 1 && t[0] == '#' && t[1] >= '0' && t[1] <= '9' {
+		return true // a stack trace under a PHP error
+	}
 	if len(line) < 24 || line[0] != '[' {
 		return false
 	}

@@ -219,7 +219,7 @@ func isTrigger(ev Event) bool {
 		return true
 	case KindCause:
 		switch ev.Cause {
-		case cause.FPMPoolExhausted, cause.FPMWorkerCrashed, cause.PHPMemoryExhausted:
+		case cause.FPMPoolExhausted, cause.FPMWorkerCrashed, cause.PHPMemoryExhausted, cause.PHPTimeout:
 			return true
 		}
 	}
