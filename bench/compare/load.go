@@ -229,8 +229,11 @@ func runTool(ctx context.Context, timeout time.Duration, argv []string) (string,
 	cmd.WaitDelay = 2 * time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		if ctx.Err() != nil {
+		switch {
+		case errors.Is(ctx.Err(), context.DeadlineExceeded):
 			return string(out), fmt.Errorf("%s did not finish within %v: %w", argv[0], timeout, ctx.Err())
+		case ctx.Err() != nil:
+			return string(out), fmt.Errorf("%s stopped: %w", argv[0], ctx.Err())
 		}
 		return string(out), fmt.Errorf("%s: %w: %s", argv[0], err, lastLine(string(out)))
 	}
