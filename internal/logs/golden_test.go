@@ -117,6 +117,18 @@ func TestGoldenFormats(t *testing.T) {
 		{"dmesg.log", FormatKernel},
 		{"dmesg_T.log", FormatKernel},
 		{"kmsg.log", FormatKernel},
+		{"caddy.log", FormatCaddy},
+		{"traefik.json.log", FormatTraefikJSON},
+		{"traefik.log", FormatTraefik},
+		{"mariadb.log", FormatMySQL},
+		{"mysql8.log", FormatMySQL},
+		{"apache22_error.log", FormatApacheError},
+		{"apache_fcgi_error.log", FormatApacheError},
+		{"fpm_syslog.log", FormatSyslog},
+		{"real_haproxy_haproxy.log", FormatHAProxy},
+		{"real_nginxandphpfpm_php-fpm.log", FormatPHPFPM},
+		{"real_nginxandphpfpm_php_errors.log", FormatPHP},
+		{"real_apache_error.log", FormatApacheError},
 	}
 	for _, tc := range tests {
 		data, err := os.ReadFile(filepath.Join("testdata", tc.file))
