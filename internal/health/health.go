@@ -172,8 +172,8 @@ func newTransport(pool *upstream.Pool) *http.Transport {
 	if pool.MaxResponseHeaderBytes > 0 {
 		tr.MaxResponseHeaderBytes = pool.MaxResponseHeaderBytes
 	}
-	if pool.Transport != nil && pool.Transport.TLSClientConfig != nil {
-		tr.TLSClientConfig = pool.Transport.TLSClientConfig.Clone()
+	if pool.Transport != nil && pool.Transport.TLSClientConfig() != nil {
+		tr.TLSClientConfig = pool.Transport.TLSClientConfig().Clone()
 	}
 	return tr
 }

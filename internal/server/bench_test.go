@@ -163,7 +163,7 @@ func benchGet(c *http.Client, url, accept string, wantStatus, wantLen int) error
 		return err
 	}
 	if res.StatusCode != wantStatus || (wantLen >= 0 && n != int64(wantLen)) {
-		return fmt.Errorf("GET %s: status %d, %d body bytes; want %d, %d bytes", url, res.StatusCode, n, wantStatus, wantLen)
+		return fmt.Errorf("GET %s: status %d (Proxy-Status %q), %d body bytes; want %d, %d bytes", url, res.StatusCode, res.Header.Get("Proxy-Status"), n, wantStatus, wantLen)
 	}
 	return nil
 }

@@ -30,6 +30,10 @@ type Conn struct {
 	lastRead  atomic.Int64 // unix nanoseconds of the last read that returned data
 	lastWrite atomic.Int64 // unix nanoseconds of the last write
 	writes    atomic.Int64
+	// managed is set by a Transport that checks the connection's idle
+	// time itself before each request, before any of the request's body
+	// is read: Write then does not retire it halfway.
+	managed bool
 }
 
 // Read reads from the connection, counts the bytes, and reports an idle
@@ -40,15 +44,23 @@ func (c *Conn) Read(b []byte) (int, error) {
 		c.read.Add(int64(n))
 		c.lastRead.Store(c.now().UnixNano())
 	}
-	if err != nil && n == 0 && c.idle != nil && peerClosed(err) {
-		lr, lw := c.lastRead.Load(), c.lastWrite.Load()
-		// Idle: a response arrived after the last request was written,
-		// and nothing was written since.
-		if lr != 0 && lr >= lw {
-			c.idle.ObserveIdleClose(time.Duration(c.now().UnixNano() - lr))
-		}
+	if err != nil && n == 0 && peerClosed(err) {
+		c.observeClosed()
 	}
 	return n, err
+}
+
+// observeClosed reports a close by the target to the IdleLearner when the
+// connection was idle: a response arrived after the last request was
+// written, and nothing was written since.
+func (c *Conn) observeClosed() {
+	if c.idle == nil {
+		return
+	}
+	lr, lw := c.lastRead.Load(), c.lastWrite.Load()
+	if lr != 0 && lr >= lw {
+		c.idle.ObserveIdleClose(time.Duration(c.now().UnixNano() - lr))
+	}
 }
 
 // Write writes to the connection, unless it is a pooled connection that
@@ -56,7 +68,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 // closes the connection and returns ErrRetiredIdle without writing.
 func (c *Conn) Write(b []byte) (int, error) {
 	now := c.now().UnixNano()
-	if c.idle != nil && c.writes.Load() > 0 {
+	if c.idle != nil && !c.managed && c.writes.Load() > 0 {
 		if limit := c.idle.RetireAfter(); limit > 0 {
 			last := max(c.lastRead.Load(), c.lastWrite.Load())
 			if time.Duration(now-last) > limit && c.lastRead.Load() >= c.lastWrite.Load() {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"sync"
@@ -47,9 +46,10 @@ type Pool struct {
 	Name string
 	// Targets are the pool's servers, in config order.
 	Targets []*Target
-	// Transport carries requests to the targets; its dialer is wrapped so
-	// the proxy can see how many bytes each connection read.
-	Transport *http.Transport
+	// Transport carries requests to the targets (HTTP/1.1, see Transport);
+	// its dialer is wrapped so the proxy can see how many bytes each
+	// connection read.
+	Transport *Transport
 	// Timeouts are the pool's configured timeouts.
 	Timeouts config.Timeouts
 	// MaxResponseHeaderBytes is the limit on a response's header section.
@@ -135,23 +135,15 @@ func NewPool(pc *config.Pool, limits config.Limits, opts PoolOptions) (*Pool, er
 		return nil, fmt.Errorf("pool %s: %w", pc.Name, err)
 	}
 	dialer := &net.Dialer{Timeout: pc.Timeouts.Dial.Duration, KeepAlive: 30 * time.Second}
-	p.Transport = &http.Transport{
-		Proxy:                  nil, // never an environment proxy between gateway and upstream
-		DialContext:            Dialer(dialer.DialContext, p.idleLearner(pc.LearnIdleTimeout == nil || *pc.LearnIdleTimeout), time.Now),
+	p.Transport = NewTransport(TransportOptions{
+		Dial:                   Dialer(dialer.DialContext, p.idleLearner(pc.LearnIdleTimeout == nil || *pc.LearnIdleTimeout), time.Now),
 		TLSClientConfig:        tlsConf,
 		TLSHandshakeTimeout:    pc.Timeouts.TLSHandshake.Duration,
 		ResponseHeaderTimeout:  pc.Timeouts.ResponseHeader.Duration,
 		IdleConnTimeout:        pc.Timeouts.Idle.Duration,
-		MaxIdleConns:           0, // bounded per host below
-		MaxIdleConnsPerHost:    pc.MaxIdlePerTarget,
+		MaxIdleConnsPerHost:    pc.MaxIdlePerTarget, // 0: keep none
 		MaxResponseHeaderBytes: int64(limits.ResponseHeaderBytes),
-		ExpectContinueTimeout:  time.Second,
-		ForceAttemptHTTP2:      false, // HTTP/1.1 to upstreams
-		DisableCompression:     true,  // pass encodings through untouched
-		// max_idle_per_target: 0 means keep no idle connection; the
-		// transport would read 0 as its default of 2.
-		DisableKeepAlives: pc.MaxIdlePerTarget == 0,
-	}
+	})
 	return p, nil
 }
 
@@ -199,5 +191,5 @@ func (p *Pool) Close() {
 		p.timer.Stop()
 	}
 	p.mu.Unlock()
-	p.Transport.CloseIdleConnections()
+	p.Transport.Close()
 }

@@ -1,0 +1,340 @@
+package upstream
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+
+	"github.com/gatewise/gatewise/internal/cause"
+)
+
+// headerField is where one header field's name and value sit in the header
+// section.
+type headerField struct{ k0, k1, v0, v1 int }
+
+// readResponseHead reads an HTTP/1.x status line and header section from
+// br, at most maxBytes of them. The header names are canonicalized, and all
+// names and values share one string, so a response costs a handful of
+// allocations whatever its header count.
+func readResponseHead(br *bufio.Reader, maxBytes int64, scratch *[]byte) (*http.Response, error) {
+	block := (*scratch)[:0]
+	defer func() {
+		if cap(block) <= maxScratch {
+			*scratch = block[:0]
+		}
+	}()
+	var fieldsArr [24]headerField
+	fields := fieldsArr[:0]
+	var statusLine []byte
+	for {
+		line, err := readLine(br, &block, maxBytes)
+		if err != nil {
+			return nil, err
+		}
+		if statusLine == nil {
+			statusLine = line
+			if len(line) == 0 {
+				return nil, malformed("empty status line")
+			}
+			continue
+		}
+		if len(line) == 0 {
+			break
+		}
+		f, err := parseField(line, len(block)-len(line))
+		if err != nil {
+			return nil, err
+		}
+		fields = append(fields, f)
+	}
+	res := &http.Response{ContentLength: -1}
+	if err := parseStatusLine(string(statusLine), res); err != nil {
+		return nil, err
+	}
+	s := string(block)
+	res.Header = make(http.Header, len(fields))
+	vals := make([]string, len(fields))
+	for i, f := range fields {
+		k, v := s[f.k0:f.k1], s[f.v0:f.v1]
+		if prior, ok := res.Header[k]; ok {
+			res.Header[k] = append(prior, v)
+			continue
+		}
+		vals[i] = v
+		res.Header[k] = vals[i : i+1 : i+1]
+	}
+	if err := frame(res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// maxScratch is the largest header buffer a connection keeps between
+// responses.
+const maxScratch = 16 << 10
+
+// readLine appends the next line (without its CRLF or LF) to *block and
+// returns it as a slice of *block. A section of more than maxBytes is an
+// ErrResponseHeaderTooLarge classified as such.
+func readLine(br *bufio.Reader, block *[]byte, maxBytes int64) ([]byte, error) {
+	start := len(*block)
+	for {
+		frag, err := br.ReadSlice('\n')
+		if int64(len(*block)+len(frag)) > maxBytes {
+			return nil, &cause.Error{ID: cause.HTTPResponseHeaderSectionSize, Phase: cause.PhaseFirstByte, Err: ErrResponseHeaderTooLarge}
+		}
+		*block = append(*block, frag...)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if errors.Is(err, io.EOF) {
+			if len(*block) > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+		}
+		return nil, err
+	}
+	line := (*block)[start:]
+	line = line[:len(line)-1] // the LF
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	*block = (*block)[:start+len(line)]
+	return line, nil
+}
+
+// parseField checks a header line, canonicalizes its name in place, and
+// returns where its name and value are, offset by off.
+func parseField(line []byte, off int) (headerField, error) {
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 {
+		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
+			return headerField{}, malformed("obsolete line folding")
+		}
+		return headerField{}, malformed("header line without a name")
+	}
+	name := line[:colon]
+	upper := true
+	for i, c := range name {
+		if !isTokenByte(c) {
+			return headerField{}, malformed("invalid header name")
+		}
+		switch {
+		case upper && 'a' <= c && c <= 'z':
+			name[i] = c - ('a' - 'A')
+		case !upper && 'A' <= c && c <= 'Z':
+			name[i] = c + ('a' - 'A')
+		}
+		upper = c == '-'
+	}
+	v0, v1 := colon+1, len(line)
+	for v0 < v1 && (line[v0] == ' ' || line[v0] == '\t') {
+		v0++
+	}
+	for v1 > v0 && (line[v1-1] == ' ' || line[v1-1] == '\t') {
+		v1--
+	}
+	for _, c := range line[v0:v1] {
+		if c == 0 || c == '\r' || c == '\n' {
+			return headerField{}, malformed("invalid byte in a header value")
+		}
+	}
+	return headerField{k0: off, k1: off + colon, v0: off + v0, v1: off + v1}, nil
+}
+
+// parseStatusLine reads "HTTP/1.1 200 OK" into res.
+func parseStatusLine(line string, res *http.Response) error {
+	proto, rest, ok := strings.Cut(line, " ")
+	if !ok {
+		return malformed("status line without a status")
+	}
+	switch proto {
+	case "HTTP/1.1":
+		res.ProtoMajor, res.ProtoMinor = 1, 1
+	case "HTTP/1.0":
+		res.ProtoMajor, res.ProtoMinor = 1, 0
+	default:
+		return malformed("not HTTP/1.x")
+	}
+	res.Proto = proto
+	code, _, _ := strings.Cut(rest, " ")
+	if len(code) != 3 {
+		return malformed("status code not 3 digits")
+	}
+	n, err := strconv.Atoi(code)
+	if err != nil || n < 100 {
+		return malformed("bad status code")
+	}
+	res.StatusCode = n
+	res.Status = rest
+	return nil
+}
+
+// frame sets the body's framing from the headers: chunked, a length, or
+// until the connection closes; and whether the connection closes after.
+func frame(res *http.Response) error {
+	h := res.Header
+	if conn, ok := h["Connection"]; ok && hasToken(conn, "close") {
+		res.Close = true
+	}
+	if res.ProtoMajor == 1 && res.ProtoMinor == 0 && !hasToken(h["Connection"], "keep-alive") {
+		res.Close = true
+	}
+	cl, hasCL := h["Content-Length"]
+	if te, ok := h["Transfer-Encoding"]; ok {
+		if len(te) != 1 || !strings.EqualFold(te[0], "chunked") {
+			return malformed("unsupported transfer encoding")
+		}
+		delete(h, "Transfer-Encoding")
+		res.TransferEncoding = []string{"chunked"}
+		if hasCL {
+			// Both: the length is ignored and the connection not reused
+			// (RFC 9112 6.3), as a request smuggling defence.
+			delete(h, "Content-Length")
+			res.Close = true
+		}
+		if tr, ok := h["Trailer"]; ok {
+			res.Trailer = make(http.Header)
+			for _, v := range tr {
+				for name := range strings.SplitSeq(v, ",") {
+					if name = strings.TrimSpace(name); name != "" && validHeaderName(name) {
+						res.Trailer[http.CanonicalHeaderKey(name)] = nil
+					}
+				}
+			}
+		}
+		return nil
+	}
+	if hasCL {
+		first := cl[0]
+		for _, v := range cl[1:] {
+			if v != first {
+				return malformed("conflicting Content-Length")
+			}
+		}
+		n, err := strconv.ParseInt(first, 10, 64)
+		if err != nil || n < 0 || first[0] == '+' {
+			return malformed("bad Content-Length")
+		}
+		if len(cl) > 1 {
+			h["Content-Length"] = cl[:1]
+		}
+		res.ContentLength = n
+	}
+	return nil
+}
+
+// hasToken reports whether a comma-separated header holds token, in any
+// case.
+func hasToken(values []string, token string) bool {
+	for _, v := range values {
+		for part := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(part), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// chunkedBody reads a chunked body and then its trailer section into the
+// response's Trailer.
+type chunkedBody struct {
+	br   *bufio.Reader
+	res  *http.Response
+	cr   io.Reader
+	done bool
+}
+
+func (c *chunkedBody) Read(p []byte) (int, error) {
+	if c.done {
+		return 0, io.EOF
+	}
+	if c.cr == nil {
+		c.cr = httputil.NewChunkedReader(c.br)
+	}
+	n, err := c.cr.Read(p)
+	if err == io.EOF {
+		if terr := c.readTrailer(); terr != nil {
+			return n, terr
+		}
+		c.done = true
+		return n, io.EOF
+	}
+	if err != nil && errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+// maxTrailerBytes bounds a chunked body's trailer section.
+const maxTrailerBytes = 64 << 10
+
+func (c *chunkedBody) readTrailer() error {
+	var block []byte
+	for {
+		line, err := readLine(c.br, &block, maxTrailerBytes)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		if len(line) == 0 {
+			return nil
+		}
+		f, err := parseField(line, len(block)-len(line))
+		if err != nil {
+			return err
+		}
+		if c.res.Trailer == nil {
+			c.res.Trailer = make(http.Header)
+		}
+		c.res.Trailer.Add(string(block[f.k0:f.k1]), string(block[f.v0:f.v1]))
+	}
+}
+
+// isTokenByte reports whether c may appear in an RFC 9110 token.
+func isTokenByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isTokenByte(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func validMethod(s string) bool { return validHeaderName(s) }
+
+// validRequestTarget reports whether s may go on the request line: not
+// empty, no spaces or control bytes.
+func validRequestTarget(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}

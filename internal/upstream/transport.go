@@ -1,0 +1,822 @@
+package upstream
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Transport is the gateway's HTTP/1.1 client to upstream targets, an
+// http.RoundTripper. Unlike net/http's Transport, which hands each request
+// to two goroutines per connection (a writer and a reader) and back, it
+// makes the whole exchange on the caller's goroutine: write the request,
+// read the response headers, and read the body as the caller reads it.
+// That saves two goroutine switches, their channel operations and most of
+// the allocations of a round trip, which is most of what a proxied request
+// costs the gateway beyond its system calls.
+//
+// It reports the exchange to a net/http/httptrace ClientTrace in the
+// request's context (DNS and connect through the dialer, then TLS,
+// GotConn, WroteRequest, GotFirstResponseByte), as net/http does, so the
+// proxy learns the phase a failure happened in.
+//
+// Keep-alive connections are pooled per target, most recently used first.
+// A pooled connection is checked before reuse, with a read that does not
+// wait: one the target has closed (or sent anything unasked on) is dropped
+// and the request goes out on another, so the keep-alive race is met only
+// in the microseconds between that check and the write. A sweep closes
+// connections idle past IdleConnTimeout or their target's learned
+// keep-alive timeout (see IdleLearner), and notices the targets' idle
+// closes so the learner knows of them.
+//
+// A Transport must be built with NewTransport. It is safe for use by many
+// goroutines.
+type Transport struct {
+	dial                  func(ctx context.Context, network, addr string) (net.Conn, error)
+	tlsConfig             *tls.Config
+	tlsHandshakeTimeout   time.Duration
+	responseHeaderTimeout time.Duration
+	idleTimeout           time.Duration
+	maxIdlePerHost        int
+	maxHeaderBytes        int64
+	now                   func() time.Time
+	learner               func(addr string) *IdleLearner
+
+	buffers sync.Pool // *[]byte of 32 KiB
+
+	mu     sync.Mutex
+	idle   map[connKey][]*clientConn
+	nIdle  int
+	sweep  *time.Timer
+	closed bool
+}
+
+// TransportOptions configures a Transport. The zero value of a field is
+// its default.
+type TransportOptions struct {
+	// Dial makes a TCP connection. Default: a net.Dialer with a 10s
+	// timeout. Its connections should be *Conn (see Dialer) for the byte
+	// counts and the idle learning.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// TLSClientConfig is used for https:// targets. Default: an empty
+	// config (system roots; the target's host as server name).
+	TLSClientConfig *tls.Config
+	// TLSHandshakeTimeout bounds the TLS handshake. Default: none beyond
+	// the request's context.
+	TLSHandshakeTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for the response's header
+	// section once the request is written. Default: none.
+	ResponseHeaderTimeout time.Duration
+	// IdleConnTimeout is how long an idle connection is kept. Default: 90s.
+	IdleConnTimeout time.Duration
+	// MaxIdleConnsPerHost is how many idle connections are kept per
+	// target. Default (0): none; every connection is closed after its
+	// request.
+	MaxIdleConnsPerHost int
+	// MaxResponseHeaderBytes bounds a response's header section. Default:
+	// 1 MiB.
+	MaxResponseHeaderBytes int64
+	// Learner returns the IdleLearner of the target at addr, or nil.
+	// Default: none.
+	Learner func(addr string) *IdleLearner
+	// Now returns the time. Default: time.Now.
+	Now func() time.Time
+}
+
+// NewTransport returns a Transport configured by o.
+func NewTransport(o TransportOptions) *Transport {
+	t := &Transport{
+		dial:                  o.Dial,
+		tlsConfig:             o.TLSClientConfig,
+		tlsHandshakeTimeout:   o.TLSHandshakeTimeout,
+		responseHeaderTimeout: o.ResponseHeaderTimeout,
+		idleTimeout:           o.IdleConnTimeout,
+		maxIdlePerHost:        o.MaxIdleConnsPerHost,
+		maxHeaderBytes:        o.MaxResponseHeaderBytes,
+		learner:               o.Learner,
+		now:                   o.Now,
+		idle:                  make(map[connKey][]*clientConn),
+	}
+	if t.dial == nil {
+		t.dial = (&net.Dialer{Timeout: 10 * time.Second}).DialContext
+	}
+	if t.tlsConfig == nil {
+		t.tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	if t.idleTimeout <= 0 {
+		t.idleTimeout = 90 * time.Second
+	}
+	if t.maxHeaderBytes <= 0 {
+		t.maxHeaderBytes = 1 << 20
+	}
+	if t.now == nil {
+		t.now = time.Now
+	}
+	return t
+}
+
+// TLSClientConfig returns the TLS config used for https:// targets. It must
+// not be modified.
+func (t *Transport) TLSClientConfig() *tls.Config { return t.tlsConfig }
+
+// connKey identifies the connections that may carry a request.
+type connKey struct {
+	tls  bool
+	addr string
+}
+
+// clientConn is one connection to a target, with its buffers.
+type clientConn struct {
+	t         *Transport
+	key       connKey
+	conn      net.Conn // the TLS connection for https
+	raw       *Conn    // the counting connection under it; may be nil
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	idleSince time.Time
+	reused    bool
+	// scratch holds a response's header section while it is parsed.
+	scratch []byte
+}
+
+// The errors of the exchange itself. Each is a protocol error in the cause
+// taxonomy unless the phase says otherwise.
+var (
+	// ErrMalformedResponse is a response that is not HTTP/1.x: a bad
+	// status line, a bad header line, conflicting lengths.
+	ErrMalformedResponse = errors.New("malformed HTTP response")
+	// ErrResponseHeaderTooLarge is a response header section over the
+	// limit.
+	ErrResponseHeaderTooLarge = errors.New("response header section too large")
+	// errTransportClosed is returned by a round trip on a closed Transport.
+	errTransportClosed = errors.New("upstream transport closed")
+)
+
+// malformed returns an error wrapping ErrMalformedResponse that says what
+// was wrong, for the owner's log.
+func malformed(what string) error {
+	return fmt.Errorf("%w: %s", ErrMalformedResponse, what)
+}
+
+// aLongTimeAgo returns a deadline in the past: setting it wakes a blocked
+// read or write at once.
+func aLongTimeAgo() time.Time { return time.Unix(1, 0) }
+
+// RoundTrip sends req and returns its response. The response's body reads
+// from the connection; closing it (or reading it to the end) returns the
+// connection to the pool when it may carry another request.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if req.URL == nil || req.URL.Host == "" {
+		return nil, errors.New("upstream transport: request without a target host")
+	}
+	key := connKey{tls: req.URL.Scheme == "https", addr: req.URL.Host}
+	trace := httptrace.ContextClientTrace(ctx)
+	cc, err := t.getConn(ctx, key, trace)
+	if err != nil {
+		return nil, err
+	}
+	return cc.roundTrip(ctx, req, trace)
+}
+
+// getConn returns a live idle connection to key, or dials one.
+func (t *Transport) getConn(ctx context.Context, key connKey, trace *httptrace.ClientTrace) (*clientConn, error) {
+	now := t.now()
+	for {
+		cc := t.popIdle(key)
+		if cc == nil {
+			break
+		}
+		idle := now.Sub(cc.idleSince)
+		if idle > t.idleTimeout || cc.retire(idle) || !cc.alive() {
+			cc.close()
+			continue
+		}
+		cc.reused = true
+		if trace != nil && trace.GotConn != nil {
+			trace.GotConn(httptrace.GotConnInfo{Conn: cc.conn, Reused: true, WasIdle: true, IdleTime: idle})
+		}
+		return cc, nil
+	}
+	return t.dialConn(ctx, key, trace)
+}
+
+func (t *Transport) popIdle(key connKey) *clientConn {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l := t.idle[key]
+	if len(l) == 0 {
+		return nil
+	}
+	cc := l[len(l)-1]
+	l[len(l)-1] = nil
+	t.idle[key] = l[:len(l)-1]
+	t.nIdle--
+	return cc
+}
+
+// retire reports whether the connection has been idle past its target's
+// learned keep-alive timeout (less a margin).
+func (cc *clientConn) retire(idle time.Duration) bool {
+	if cc.raw == nil || cc.raw.idle == nil {
+		return false
+	}
+	d := cc.raw.idle.RetireAfter()
+	return d > 0 && idle > d
+}
+
+// alive reports whether an idle connection may carry a request: nothing
+// has arrived on it (a close, a reset, or bytes nobody asked for). The
+// check is a peek at the socket that does not wait (one system call); a
+// close it finds is reported to the target's IdleLearner. Over TLS, bytes
+// waiting may be a session ticket or a close_notify: they are read through
+// TLS, for a millisecond at most.
+func (cc *clientConn) alive() bool {
+	if cc.br.Buffered() > 0 {
+		return false
+	}
+	sock := cc.conn
+	if cc.raw != nil {
+		sock = cc.raw.Conn
+	}
+	switch peekNoWait(sock) {
+	case peekEmpty:
+		return true
+	case peekClosed:
+		if cc.raw != nil {
+			cc.raw.observeClosed()
+		}
+		return false
+	case peekData:
+		if !cc.key.tls {
+			return false
+		}
+		if err := cc.conn.SetReadDeadline(cc.t.now().Add(time.Millisecond)); err != nil {
+			return false
+		}
+		_, err := cc.br.Peek(1)
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			return false // application data, close_notify or EOF
+		}
+		return cc.conn.SetReadDeadline(time.Time{}) == nil
+	}
+	return true // cannot tell: the write or the response will
+}
+
+func (cc *clientConn) close() {
+	_ = cc.conn.Close()
+}
+
+// dialConn makes a new connection to key.
+func (t *Transport) dialConn(ctx context.Context, key connKey, trace *httptrace.ClientTrace) (*clientConn, error) {
+	t.mu.Lock()
+	closed := t.closed
+	t.mu.Unlock()
+	if closed {
+		return nil, errTransportClosed
+	}
+	conn, err := t.dial(ctx, "tcp", key.addr)
+	if err != nil {
+		return nil, err
+	}
+	raw := AsConn(conn)
+	if raw != nil {
+		raw.managed = true
+	}
+	if key.tls {
+		tc, err := t.handshake(ctx, conn, key.addr, trace)
+		if err != nil {
+			_ = conn.Close()
+			return nil, err
+		}
+		conn = tc
+	}
+	cc := &clientConn{t: t, key: key, conn: conn, raw: raw,
+		br: bufio.NewReaderSize(conn, 4096), bw: bufio.NewWriterSize(conn, 4096)}
+	if trace != nil && trace.GotConn != nil {
+		trace.GotConn(httptrace.GotConnInfo{Conn: conn})
+	}
+	return cc, nil
+}
+
+func (t *Transport) handshake(ctx context.Context, conn net.Conn, addr string, trace *httptrace.ClientTrace) (*tls.Conn, error) {
+	conf := t.tlsConfig
+	if conf.ServerName == "" {
+		conf = conf.Clone()
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			host = addr
+		}
+		conf.ServerName = host
+	}
+	tc := tls.Client(conn, conf)
+	if trace != nil && trace.TLSHandshakeStart != nil {
+		trace.TLSHandshakeStart()
+	}
+	hctx := ctx
+	if t.tlsHandshakeTimeout > 0 {
+		var cancel context.CancelFunc
+		hctx, cancel = context.WithTimeout(ctx, t.tlsHandshakeTimeout)
+		defer cancel()
+	}
+	err := tc.HandshakeContext(hctx)
+	if trace != nil && trace.TLSHandshakeDone != nil {
+		trace.TLSHandshakeDone(tc.ConnectionState(), err)
+	}
+	if err != nil {
+		if ctx.Err() == nil && hctx.Err() != nil {
+			return nil, tlsTimeoutError{err}
+		}
+		return nil, err
+	}
+	return tc, nil
+}
+
+// tlsTimeoutError is a TLS handshake cut by its timeout: a net.Error
+// timeout, so it is classified as one.
+type tlsTimeoutError struct{ err error }
+
+func (e tlsTimeoutError) Error() string   { return "TLS handshake timeout: " + e.err.Error() }
+func (e tlsTimeoutError) Unwrap() error   { return e.err }
+func (e tlsTimeoutError) Timeout() bool   { return true }
+func (e tlsTimeoutError) Temporary() bool { return true }
+
+// putIdle returns a connection to the pool, or closes it when the pool is
+// full or closed.
+func (t *Transport) putIdle(cc *clientConn) {
+	cc.idleSince = t.now()
+	t.mu.Lock()
+	if t.closed || len(t.idle[cc.key]) >= t.maxIdlePerHost {
+		t.mu.Unlock()
+		cc.close()
+		return
+	}
+	t.idle[cc.key] = append(t.idle[cc.key], cc)
+	t.nIdle++
+	if t.sweep == nil {
+		t.sweep = time.AfterFunc(sweepEvery, t.sweepIdle)
+	}
+	t.mu.Unlock()
+}
+
+// sweepEvery is how often idle connections are looked at while there are
+// any: closed when idle too long, dropped when their target closed them.
+// It bounds how late a target's idle close is noticed, hence how much the
+// learned keep-alive timeout may exceed the real one.
+const sweepEvery = 50 * time.Millisecond
+
+// sweepIdle closes the idle connections that have expired or that their
+// target closed, and runs again while any are left.
+func (t *Transport) sweepIdle() {
+	now := t.now()
+	var check []*clientConn
+	t.mu.Lock()
+	for key, l := range t.idle {
+		kept := l[:0]
+		for _, cc := range l {
+			idle := now.Sub(cc.idleSince)
+			switch {
+			case idle > t.idleTimeout || cc.retire(idle):
+				defer cc.close()
+				t.nIdle--
+			case idle >= sweepEvery:
+				// Looked at outside the lock, then put back.
+				check = append(check, cc)
+				t.nIdle--
+			default:
+				kept = append(kept, cc)
+			}
+		}
+		clear(l[len(kept):])
+		if len(kept) == 0 {
+			delete(t.idle, key)
+		} else {
+			t.idle[key] = kept
+		}
+	}
+	t.mu.Unlock()
+	for _, cc := range check {
+		if cc.alive() {
+			t.requeue(cc)
+		} else {
+			cc.close()
+		}
+	}
+	t.mu.Lock()
+	if t.nIdle > 0 && !t.closed {
+		t.sweep.Reset(sweepEvery)
+	} else {
+		t.sweep = nil
+	}
+	t.mu.Unlock()
+}
+
+// requeue puts back a connection the sweep checked, keeping its idle time.
+func (t *Transport) requeue(cc *clientConn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed || len(t.idle[cc.key]) >= t.maxIdlePerHost {
+		cc.close()
+		return
+	}
+	// Older than anything pooled since it was taken: at the bottom.
+	l := append(t.idle[cc.key], nil)
+	copy(l[1:], l)
+	l[0] = cc
+	t.idle[cc.key] = l
+	t.nIdle++
+}
+
+// CloseIdleConnections closes the connections not carrying a request.
+func (t *Transport) CloseIdleConnections() {
+	t.mu.Lock()
+	idle := t.idle
+	t.idle = make(map[connKey][]*clientConn)
+	t.nIdle = 0
+	t.mu.Unlock()
+	for _, l := range idle {
+		for _, cc := range l {
+			cc.close()
+		}
+	}
+}
+
+// Close closes the idle connections, and every connection when its
+// request is done; later round trips fail.
+func (t *Transport) Close() {
+	t.mu.Lock()
+	t.closed = true
+	if t.sweep != nil {
+		t.sweep.Stop()
+		t.sweep = nil
+	}
+	t.mu.Unlock()
+	t.CloseIdleConnections()
+}
+
+// roundTrip makes one exchange on cc, which the caller no longer holds.
+func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, trace *httptrace.ClientTrace) (*http.Response, error) {
+	// A cancelled request (visitor gone, request or per-try timeout)
+	// wakes any blocked read or write.
+	stop := context.AfterFunc(ctx, func() { _ = cc.conn.SetDeadline(aLongTimeAgo()) })
+	fail := func(err error) (*http.Response, error) {
+		stop()
+		cc.close()
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, fmt.Errorf("%w (%w)", context.Cause(ctx), err)
+		}
+		return nil, err
+	}
+	writeErr := cc.writeRequest(req)
+	if writeErr == nil {
+		writeErr = cc.bw.Flush()
+	}
+	if writeErr != nil {
+		// A request that was not written whole (the target closed, the
+		// body failed) has no answer worth waiting for, except one the
+		// target sent before it stopped reading (413 to a large body).
+		if req.Body == nil || req.Body == http.NoBody || !cc.responseWaiting() {
+			return fail(writeErr)
+		}
+	} else if trace != nil && trace.WroteRequest != nil {
+		trace.WroteRequest(httptrace.WroteRequestInfo{})
+	}
+	if cc.t.responseHeaderTimeout > 0 {
+		if err := cc.conn.SetReadDeadline(cc.t.now().Add(cc.t.responseHeaderTimeout)); err != nil {
+			return fail(err)
+		}
+	}
+	res, err := cc.readResponse(req, trace)
+	if err != nil {
+		return fail(err)
+	}
+	if cc.t.responseHeaderTimeout > 0 {
+		if err := cc.conn.SetReadDeadline(time.Time{}); err != nil {
+			return fail(err)
+		}
+	}
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		if !stop() {
+			return fail(context.Cause(ctx))
+		}
+		res.ContentLength = 0 // no body but the connection itself, as net/http has it
+		res.Body = &upgradedConn{cc: cc}
+		return res, nil
+	}
+	keep := !res.Close && !req.Close && cc.t.maxIdlePerHost > 0 && writeErr == nil
+	body := &responseBody{cc: cc, stop: stop, keep: keep, ctx: ctx}
+	switch {
+	case req.Method == http.MethodHead || res.StatusCode == http.StatusNoContent || res.StatusCode == http.StatusNotModified:
+		res.Body = http.NoBody
+		res.ContentLength = max(res.ContentLength, 0)
+		if req.Method != http.MethodHead {
+			res.ContentLength = 0
+		}
+		body.done(nil)
+		return res, nil
+	case len(res.TransferEncoding) > 0:
+		body.r = &chunkedBody{br: cc.br, res: res}
+	case res.ContentLength >= 0:
+		if res.ContentLength == 0 {
+			res.Body = http.NoBody
+			body.done(nil)
+			return res, nil
+		}
+		body.r = &io.LimitedReader{R: cc.br, N: res.ContentLength}
+	default:
+		// Until the target closes the connection.
+		body.keep = false
+		body.r = cc.br
+		body.untilClose = true
+	}
+	res.Body = body
+	return res, nil
+}
+
+// responseWaiting reports whether a response has arrived on a connection
+// whose request could not be written whole.
+func (cc *clientConn) responseWaiting() bool {
+	if cc.br.Buffered() > 0 {
+		return true
+	}
+	if err := cc.conn.SetReadDeadline(cc.t.now().Add(50 * time.Millisecond)); err != nil {
+		return false
+	}
+	_, err := cc.br.Peek(1)
+	return err == nil
+}
+
+// writeRequest writes the request line, the headers and the body into the
+// connection's buffer.
+func (cc *clientConn) writeRequest(req *http.Request) error {
+	w := cc.bw
+	uri := req.URL.RequestURI()
+	if !validRequestTarget(uri) || !validMethod(req.Method) {
+		return errors.New("upstream transport: invalid method or request target")
+	}
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	if strings.ContainsAny(host, "\r\n ") {
+		return errors.New("upstream transport: invalid Host")
+	}
+	w.WriteString(req.Method)
+	w.WriteByte(' ')
+	w.WriteString(uri)
+	w.WriteString(" HTTP/1.1\r\nHost: ")
+	w.WriteString(host)
+	w.WriteString("\r\n")
+	for k, vs := range req.Header {
+		switch k {
+		case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
+			continue
+		case "User-Agent":
+			// An empty value means none, as with net/http.
+			if len(vs) == 0 || vs[0] == "" {
+				continue
+			}
+		}
+		if !validHeaderName(k) {
+			continue
+		}
+		for _, v := range vs {
+			if strings.ContainsAny(v, "\r\n\x00") {
+				continue // never a header split on its way to the upstream
+			}
+			w.WriteString(k)
+			w.WriteString(": ")
+			w.WriteString(v)
+			w.WriteString("\r\n")
+		}
+	}
+	if req.Close && req.Header.Get("Connection") == "" {
+		w.WriteString("Connection: close\r\n")
+	}
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	chunked := false
+	switch {
+	case hasBody && req.ContentLength > 0:
+		w.WriteString("Content-Length: ")
+		var num [20]byte
+		w.Write(strconv.AppendInt(num[:0], req.ContentLength, 10))
+		w.WriteString("\r\n")
+	case hasBody:
+		chunked = true
+		w.WriteString("Transfer-Encoding: chunked\r\n")
+		if len(req.Trailer) > 0 {
+			names := make([]string, 0, len(req.Trailer))
+			for k := range req.Trailer {
+				if validHeaderName(k) {
+					names = append(names, k)
+				}
+			}
+			if len(names) > 0 {
+				w.WriteString("Trailer: " + strings.Join(names, ", ") + "\r\n")
+			}
+		}
+	case methodExpectsBody(req.Method):
+		w.WriteString("Content-Length: 0\r\n")
+	}
+	if _, err := w.WriteString("\r\n"); err != nil {
+		return err
+	}
+	if !hasBody {
+		return nil
+	}
+	buf := cc.t.getCopyBuffer()
+	defer cc.t.putCopyBuffer(buf)
+	if !chunked {
+		n, err := io.CopyBuffer(w, io.LimitReader(req.Body, req.ContentLength), *buf)
+		if err == nil && n < req.ContentLength {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	for {
+		n, rerr := req.Body.Read(*buf)
+		if n > 0 {
+			var size [16]byte
+			w.Write(strconv.AppendUint(size[:0], uint64(n), 16))
+			w.WriteString("\r\n")
+			w.Write((*buf)[:n])
+			if _, err := w.WriteString("\r\n"); err != nil {
+				return err
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+	w.WriteString("0\r\n")
+	for k, vs := range req.Trailer {
+		if !validHeaderName(k) {
+			continue
+		}
+		for _, v := range vs {
+			if !strings.ContainsAny(v, "\r\n\x00") {
+				w.WriteString(k + ": " + v + "\r\n")
+			}
+		}
+	}
+	_, err := w.WriteString("\r\n")
+	return err
+}
+
+// methodExpectsBody reports whether a request with this method and no body
+// is sent with "Content-Length: 0", as net/http does.
+func methodExpectsBody(m string) bool {
+	return m == http.MethodPost || m == http.MethodPut || m == http.MethodPatch
+}
+
+// getCopyBuffer lends a 32 KiB buffer for copying request bodies.
+func (t *Transport) getCopyBuffer() *[]byte {
+	if b, ok := t.buffers.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 32*1024)
+	return &b
+}
+
+func (t *Transport) putCopyBuffer(b *[]byte) { t.buffers.Put(b) }
+
+// readResponse reads the status line and the header section, skipping
+// interim (1xx) responses other than 101.
+func (cc *clientConn) readResponse(req *http.Request, trace *httptrace.ClientTrace) (*http.Response, error) {
+	first := true
+	for {
+		if first {
+			if _, err := cc.br.Peek(1); err != nil {
+				return nil, err
+			}
+			if trace != nil && trace.GotFirstResponseByte != nil {
+				trace.GotFirstResponseByte()
+			}
+			first = false
+		}
+		res, err := readResponseHead(cc.br, cc.t.maxHeaderBytes, &cc.scratch)
+		if err != nil {
+			return nil, err
+		}
+		if res.StatusCode >= 100 && res.StatusCode < 200 && res.StatusCode != http.StatusSwitchingProtocols {
+			if trace != nil && trace.Got1xxResponse != nil {
+				if err := trace.Got1xxResponse(res.StatusCode, textproto.MIMEHeader(res.Header)); err != nil {
+					return nil, err
+				}
+			}
+			continue
+		}
+		res.Request = req
+		return res, nil
+	}
+}
+
+// responseBody is a response's body as the proxy reads it. At its end the
+// connection goes back to the pool when it may carry another request;
+// closed early, the connection is closed.
+type responseBody struct {
+	cc         *clientConn
+	r          io.Reader
+	ctx        context.Context
+	stop       func() bool
+	keep       bool
+	untilClose bool
+	finished   bool
+	err        error
+}
+
+func (b *responseBody) Read(p []byte) (int, error) {
+	if b.finished {
+		if b.err != nil {
+			return 0, b.err
+		}
+		return 0, io.EOF
+	}
+	//nolint:errorlint // io.EOF is returned unwrapped by contract
+	n, err := b.r.Read(p)
+	if lr, ok := b.r.(*io.LimitedReader); ok {
+		if err == io.EOF && lr.N > 0 {
+			err = io.ErrUnexpectedEOF
+		} else if err == nil && lr.N == 0 {
+			err = io.EOF
+		}
+	}
+	switch {
+	case err == nil:
+	case err == io.EOF:
+		b.done(nil)
+	default:
+		if b.ctx.Err() != nil {
+			err = fmt.Errorf("%w (%w)", context.Cause(b.ctx), err)
+		}
+		b.done(err)
+	}
+	return n, err
+}
+
+// done ends the exchange: the connection is pooled after a clean end of a
+// keep-alive response, else closed.
+func (b *responseBody) done(err error) {
+	if b.finished {
+		return
+	}
+	b.finished = true
+	b.err = err
+	stopped := b.stop()
+	if err == nil && b.keep && stopped {
+		b.cc.t.putIdle(b.cc)
+		return
+	}
+	b.cc.close()
+}
+
+// Close ends the body; a body not read to its end closes the connection.
+func (b *responseBody) Close() error {
+	if !b.finished {
+		b.keep = false
+		b.done(nil)
+	}
+	return nil
+}
+
+// upgradedConn is the body of a 101 response: the connection itself, for
+// the reverse proxy to copy both ways.
+type upgradedConn struct {
+	cc *clientConn
+}
+
+func (u *upgradedConn) Read(p []byte) (int, error)  { return u.cc.br.Read(p) }
+func (u *upgradedConn) Write(p []byte) (int, error) { return u.cc.conn.Write(p) }
+func (u *upgradedConn) Close() error                { return u.cc.conn.Close() }
+
+// peekResult is what peekNoWait found on an idle socket.
+type peekResult uint8
+
+const (
+	// peekUnknown: the socket could not be looked at.
+	peekUnknown peekResult = iota
+	// peekEmpty: nothing to read; the connection is open.
+	peekEmpty
+	// peekClosed: the peer closed or reset the connection.
+	peekClosed
+	// peekData: bytes are waiting.
+	peekData
+)
