@@ -500,8 +500,13 @@ const (
 	// latency rose by less than this is not held to be queueing. Without
 	// it, the jitter of an upstream that answers in a fraction of a
 	// millisecond (a GC pause, a busy core) reads as a doubling of its
-	// latency and drives the limit down to MinLimit for no reason.
-	gradSlack = 2 * time.Millisecond
+	// latency and drives the limit down to MinLimit for no reason. It is
+	// 5ms because a gateway whose own cores are saturated (a benchmark,
+	// or a host shared with the upstream) sees every latency lengthened
+	// by its scheduling delays, milliseconds at a time: at 2ms, 50
+	// keep-alive clients of a sub-millisecond upstream were shed now and
+	// then on this 2-core machine while nothing queued at the upstream.
+	gradSlack = 5 * time.Millisecond
 )
 
 // gradientLimit learns a pool's concurrency limit from its latency. It is
