@@ -107,6 +107,18 @@ const (
 	DefaultConcurrencyQueue = 1000
 	// DefaultQueueTimeout is Concurrency.QueueTimeout when not set.
 	DefaultQueueTimeout = time.Second
+	// DefaultFastCGIIndex is FastCGI.Index when not set.
+	DefaultFastCGIIndex = "index.php"
+	// DefaultFastCGIFrontController is FastCGI.FrontController when not set.
+	DefaultFastCGIFrontController = true
+	// DefaultFastCGIMaxIdleConns is FastCGI.MaxIdleConns when not set.
+	DefaultFastCGIMaxIdleConns = 4
+	// DefaultFastCGIIdleTimeout is FastCGI.IdleTimeout when not set.
+	DefaultFastCGIIdleTimeout = 15 * time.Second
+	// DefaultFastCGIStatusInterval is FastCGI.StatusInterval when not set.
+	DefaultFastCGIStatusInterval = 5 * time.Second
+	// DefaultFastCGIStatusTimeout is FastCGI.StatusTimeout when not set.
+	DefaultFastCGIStatusTimeout = 2 * time.Second
 )
 
 // DefaultExpectStatus is HealthCheck.ExpectStatus when not set.
@@ -236,6 +248,17 @@ func (c *Config) poolDefaults(p *Pool, pp string) {
 		if h.Fall == 0 && !c.isSet(hp+".fall") {
 			h.Fall = DefaultHealthFall
 		}
+	}
+	if f := p.FastCGI; f != nil {
+		fp := pp + ".fastcgi"
+		if f.Index == "" && !c.isSet(fp+".index") {
+			f.Index = DefaultFastCGIIndex
+		}
+		f.FrontController = boolOr(f.FrontController, DefaultFastCGIFrontController)
+		f.MaxIdleConns = intOr(f.MaxIdleConns, DefaultFastCGIMaxIdleConns)
+		c.setDuration(&f.IdleTimeout, fp+".idle_timeout", DefaultFastCGIIdleTimeout)
+		c.setDuration(&f.StatusInterval, fp+".status_interval", DefaultFastCGIStatusInterval)
+		c.setDuration(&f.StatusTimeout, fp+".status_timeout", DefaultFastCGIStatusTimeout)
 	}
 	o := &p.Outlier
 	o.ConsecutiveFailures = intOr(o.ConsecutiveFailures, DefaultConsecutiveFailures)

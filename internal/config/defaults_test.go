@@ -178,3 +178,47 @@ func TestDefaultsAreNotShared(t *testing.T) {
 		t.Errorf("changing one config's Via changed another's: defaults share a pointer")
 	}
 }
+
+func TestFastCGIDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := Parse("php.yaml", []byte(`
+listeners: [{address: ":80"}]
+pools:
+  php:
+    targets: [{url: "fastcgi+unix:///run/php/php8.2-fpm.sock"}]
+    fastcgi: {root: /}
+  zero:
+    targets: [{url: "fastcgi://127.0.0.1:9000"}]
+    fastcgi: {root: /, max_idle_conns: 0, front_controller: false}
+routes: [{pool: php}, {pool: zero, path: /z/}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ApplyDefaults()
+	f, z := c.Pools["php"].FastCGI, c.Pools["zero"].FastCGI
+	tests := []struct {
+		desc      string
+		got, want any
+	}{
+		{"index", f.Index, "index.php"},
+		{"front_controller", *f.FrontController, true},
+		{"max_idle_conns", *f.MaxIdleConns, 4},
+		{"idle_timeout", f.IdleTimeout.Duration, 15 * time.Second},
+		{"terminate_timeout stays unknown", f.TerminateTimeout.Duration, time.Duration(0)},
+		{"status_path stays off", f.StatusPath, ""},
+		{"status_interval", f.StatusInterval.Duration, 5 * time.Second},
+		{"status_timeout", f.StatusTimeout.Duration, 2 * time.Second},
+		{"explicit max_idle_conns 0 kept", *z.MaxIdleConns, 0},
+		{"explicit front_controller false kept", *z.FrontController, false},
+		{"IsFastCGI", c.Pools["php"].IsFastCGI(), true},
+	}
+	for _, tc := range tests {
+		if !reflect.DeepEqual(tc.got, tc.want) {
+			t.Errorf("default fastcgi %s: got %#v, want %#v", tc.desc, tc.got, tc.want)
+		}
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate after defaults: %v", err)
+	}
+}

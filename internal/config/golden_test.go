@@ -46,6 +46,7 @@ func goldenCases() []struct{ file, desc string } {
 		{"files", "files that do not exist: access log directory, templates, CA; a CA without PEM; ca with insecure_skip_verify"},
 		{"files_not_dir", "a file where a directory is wanted"},
 		{"templates_empty", "a templates directory with none of the template files"},
+		{"fastcgi", "fastcgi targets: no root, mixed with http, on an http pool, bad URLs, duplicate sockets, every fastcgi key out of range, options that have no effect"},
 		{"aliases", "anchors, aliases and merge keys: values merged, an explicit weight 0 through an alias, a self-referencing alias"},
 	}
 }

@@ -233,6 +233,11 @@ type Pool struct {
 	// its Keep-Alive header and the idle connections it closes) and stops
 	// reusing pooled connections shortly before it. Default: true.
 	LearnIdleTimeout *bool `yaml:"learn_idle_timeout"`
+	// FastCGI configures a pool of PHP-FPM targets (fastcgi:// and
+	// fastcgi+unix:// URLs): the document root, the front controller and
+	// the status page. Required for such a pool (its root has no
+	// default); refused for a pool of http:// targets. Default: none.
+	FastCGI *FastCGI `yaml:"fastcgi"`
 
 	// Name is the pool's key in Config.Pools. Not read from YAML.
 	Name string `yaml:"-"`
@@ -240,8 +245,10 @@ type Pool struct {
 
 // Target is one upstream server.
 type Target struct {
-	// URL is the target's address with its scheme: http://host:port or
-	// https://host:port. Required.
+	// URL is the target's address with its scheme: http://host:port,
+	// https://host:port, or PHP-FPM's fastcgi://host:port or
+	// fastcgi+unix:///path/to/socket. Required. A pool's targets are all
+	// HTTP or all FastCGI.
 	URL string `yaml:"url"`
 	// Weight is the target's share of requests relative to the others.
 	// Default: 1. Zero is refused; remove the target instead.
@@ -249,6 +256,53 @@ type Target struct {
 	// Backup marks a target that serves only when every primary target
 	// is down. Default: false.
 	Backup bool `yaml:"backup"`
+}
+
+// FastCGI configures how a pool of PHP-FPM targets serves requests: paths
+// are mapped onto Root as nginx's usual WordPress and Laravel
+// configuration does (try_files $uri $uri/ /index.php?$args): static files
+// are served from disk, .php scripts and the front controller run in
+// PHP-FPM. See docs/fastcgi.md.
+type FastCGI struct {
+	// Root is the document root: an absolute path to a directory, the
+	// same path PHP-FPM sees (SCRIPT_FILENAME is Root plus the script).
+	// Symbolic links are followed on every request. Required.
+	Root string `yaml:"root"`
+	// Index is the file run (or served) for a directory, and the front
+	// controller. Default: "index.php".
+	Index string `yaml:"index"`
+	// FrontController runs /Index for a path that is neither a file nor
+	// a directory, with REQUEST_URI as the visitor sent it (pretty URLs);
+	// false answers 404 instead. Default: true.
+	FrontController *bool `yaml:"front_controller"`
+	// TerminateTimeout is the PHP-FPM pool's request_terminate_timeout,
+	// when it sets one: a connection PHP-FPM closes at least this long
+	// after the request is php_timeout rather than fpm_worker_crashed.
+	// Default: 0, unknown.
+	TerminateTimeout Duration `yaml:"terminate_timeout"`
+	// MaxIdleConns is how many idle connections to each target are kept
+	// for the next request. Each one holds a PHP-FPM worker while it is
+	// open: keep it well below pm.max_children. Default: 4; 0 keeps none.
+	MaxIdleConns *int `yaml:"max_idle_conns"`
+	// IdleTimeout closes a connection idle this long. Default: 15s, and
+	// at most half of TerminateTimeout when that is set.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// StatusPath is the PHP-FPM pool's pm.status_path, such as
+	// "/fpm-status": when set, each target's status page is read over
+	// FastCGI every StatusInterval, exported as metrics, and a saturated
+	// or unreachable pool is logged and steers requests away. Default:
+	// none (no polling).
+	StatusPath string `yaml:"status_path"`
+	// StatusInterval is the time between two reads of a target's status
+	// page. Default: 5s.
+	StatusInterval Duration `yaml:"status_interval"`
+	// StatusTimeout bounds one read of the status page; a pool that
+	// cannot answer it in time is saturated. Default: 2s.
+	StatusTimeout Duration `yaml:"status_timeout"`
+	// Params are extra CGI variables sent with every request, like
+	// nginx's fastcgi_param; they override the computed ones of the same
+	// name. Default: none.
+	Params map[string]string `yaml:"params"`
 }
 
 // HealthCheck configures active health checks of a pool's targets.

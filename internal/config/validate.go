@@ -483,9 +483,11 @@ func (v *validator) pools() {
 			v.errorf(pp+".targets", "none: add at least one, such as \"- url: http://127.0.0.1:8080\"")
 		}
 		seen := map[string]int{}
+		kinds := targetKinds{}
 		for i, t := range p.Targets {
 			tp := fmt.Sprintf("%s.targets[%d]", pp, i)
 			if key, ok := v.targetURL(tp+".url", t.URL); ok {
+				v.targetKind(tp+".url", key, &kinds)
 				if j, dup := seen[key]; dup {
 					v.errorf(tp+".url", "same target as targets[%d]: raise its weight instead", j)
 				} else {
@@ -510,6 +512,7 @@ func (v *validator) pools() {
 		}
 		v.upstreamTLS(pp+".tls", p.TLS)
 		v.resilience(pp, p)
+		v.fastcgi(pp, p, kinds)
 	}
 }
 
@@ -712,8 +715,12 @@ func (v *validator) targetURL(field, s string) (string, bool) {
 		v.errorf(field, format, args...)
 		ok = false
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		problem("scheme %q is not supported: use http:// or https://", u.Scheme)
+	switch u.Scheme {
+	case "http", "https", "fastcgi":
+	case "fastcgi+unix":
+		return v.unixTargetURL(field, u)
+	default:
+		problem("scheme %q is not supported: use http://, https://, fastcgi:// or fastcgi+unix://", u.Scheme)
 	}
 	if u.User != nil {
 		problem("has user info (user@): credentials in target URLs are not supported")
@@ -734,6 +741,8 @@ func (v *validator) targetURL(field, s string) (string, bool) {
 		}
 	} else if strings.HasSuffix(u.Host, ":") {
 		problem("empty port after the colon")
+	} else if u.Scheme == "fastcgi" && host != "" {
+		problem("missing port, such as fastcgi://%s:9000 (PHP-FPM's listen address)", host)
 	}
 	if u.Path != "" && u.Path != "/" {
 		problem("has a path (%s): a target is scheme://host:port only, requests keep their own path", u.EscapedPath())

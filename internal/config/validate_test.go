@@ -38,7 +38,7 @@ func TestValidateCodeConfig(t *testing.T) {
 		{"admin empty", func(c *Config) { c.Admin.Address = "" },
 			`admin.address: empty: write "off" to disable the admin listener, or leave the key out for 127.0.0.1:9090`},
 		{"no file, no line", func(c *Config) { c.Pools["default"].Targets[0].URL = "ftp://x" },
-			`pools.default.targets[0].url: scheme "ftp" is not supported: use http:// or https://`},
+			`pools.default.targets[0].url: scheme "ftp" is not supported: use http://, https://, fastcgi:// or fastcgi+unix://`},
 		{"weight 0 set in code after defaults", func(c *Config) { c.Pools["default"].Targets[0].Weight = 0 },
 			"pools.default.targets[0].weight: must be at least 1, got 0 (remove the target to send it nothing)"},
 		{"nil pool", func(c *Config) { c.Pools["other"] = nil; c.Routes = []Route{{Pool: "default", Path: "/"}} },
@@ -182,7 +182,7 @@ routes:
   - pool: ap
 `))
 	want := `t.yaml:1: listeners: want a list, got ":80"
-t.yaml:5: pools.app.targets[0].url: scheme "ftp" is not supported: use http:// or https://
+t.yaml:5: pools.app.targets[0].url: scheme "ftp" is not supported: use http://, https://, fastcgi:// or fastcgi+unix://
 t.yaml:6: pools.app.targets[0].weight: want a whole number, got "heavy"
 t.yaml:8: routes[0].pool: unknown pool "ap"; did you mean "app"?`
 	if err == nil || err.Error() != want {
