@@ -22,6 +22,14 @@ type headerField struct{ k0, k1, v0, v1 int }
 // names and values share one string, so a response costs a handful of
 // allocations whatever its header count.
 func readResponseHead(br *bufio.Reader, maxBytes int64, scratch *[]byte) (*http.Response, error) {
+	return readHead(br, &maxBytes, scratch)
+}
+
+// readHead is readResponseHead taking its limit from *budget, the header
+// bytes still allowed, which it lowers by the bytes it reads (line ends
+// included), so that interim responses can share one limit with the final
+// one.
+func readHead(br *bufio.Reader, budget *int64, scratch *[]byte) (*http.Response, error) {
 	block := (*scratch)[:0]
 	defer func() {
 		if cap(block) <= maxScratch {
@@ -32,7 +40,7 @@ func readResponseHead(br *bufio.Reader, maxBytes int64, scratch *[]byte) (*http.
 	fields := fieldsArr[:0]
 	var statusLine []byte
 	for {
-		line, err := readLine(br, &block, maxBytes)
+		line, err := readLine(br, &block, budget)
 		if err != nil {
 			return nil, err
 		}
@@ -79,15 +87,17 @@ func readResponseHead(br *bufio.Reader, maxBytes int64, scratch *[]byte) (*http.
 const maxScratch = 16 << 10
 
 // readLine appends the next line (without its CRLF or LF) to *block and
-// returns it as a slice of *block. A section of more than maxBytes is an
+// returns it as a slice of *block. The bytes read, line ends included, are
+// taken from *budget; a line that needs more than is left is an
 // ErrResponseHeaderTooLarge classified as such.
-func readLine(br *bufio.Reader, block *[]byte, maxBytes int64) ([]byte, error) {
+func readLine(br *bufio.Reader, block *[]byte, budget *int64) ([]byte, error) {
 	start := len(*block)
 	for {
 		frag, err := br.ReadSlice('\n')
-		if int64(len(*block)+len(frag)) > maxBytes {
+		if int64(len(frag)) > *budget {
 			return nil, &cause.Error{ID: cause.HTTPResponseHeaderSectionSize, Phase: cause.PhaseFirstByte, Err: ErrResponseHeaderTooLarge}
 		}
+		*budget -= int64(len(frag))
 		*block = append(*block, frag...)
 		if err == nil {
 			break
@@ -143,7 +153,9 @@ func parseField(line []byte, off int) (headerField, error) {
 		v1--
 	}
 	for _, c := range line[v0:v1] {
-		if c == 0 || c == '\r' || c == '\n' {
+		// Control bytes other than HTAB (CR, LF and NUL above all: a
+		// split header) are refused, as net/http refuses them.
+		if (c < ' ' && c != '\t') || c == 0x7f {
 			return headerField{}, malformed("invalid byte in a header value")
 		}
 	}
@@ -195,6 +207,12 @@ func frame(res *http.Response) error {
 		}
 		delete(h, "Transfer-Encoding")
 		res.TransferEncoding = []string{"chunked"}
+		if res.ProtoMinor == 0 {
+			// HTTP/1.0 has no transfer codings: a chunked body is read as
+			// sent, but its framing is not trusted for another response
+			// (RFC 9112 6.1).
+			res.Close = true
+		}
 		if hasCL {
 			// Both: the length is ignored and the connection not reused
 			// (RFC 9112 6.3), as a request smuggling defence.
@@ -205,7 +223,7 @@ func frame(res *http.Response) error {
 			res.Trailer = make(http.Header)
 			for _, v := range tr {
 				for name := range strings.SplitSeq(v, ",") {
-					if name = strings.TrimSpace(name); name != "" && validHeaderName(name) {
+					if name = strings.Trim(name, " \t"); validHeaderName(name) {
 						res.Trailer[http.CanonicalHeaderKey(name)] = nil
 					}
 				}
@@ -221,7 +239,7 @@ func frame(res *http.Response) error {
 			}
 		}
 		n, err := strconv.ParseInt(first, 10, 64)
-		if err != nil || n < 0 || first[0] == '+' {
+		if err != nil || !allDigits(first) {
 			return malformed("bad Content-Length")
 		}
 		if len(cl) > 1 {
@@ -232,12 +250,22 @@ func frame(res *http.Response) error {
 	return nil
 }
 
+// allDigits reports whether s is made of ASCII digits only (no sign).
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // hasToken reports whether a comma-separated header holds token, in any
-// case.
+// case, with optional white space (spaces and tabs) around it.
 func hasToken(values []string, token string) bool {
 	for _, v := range values {
 		for part := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(part), token) {
+			if strings.EqualFold(strings.Trim(part, " \t"), token) {
 				return true
 			}
 		}
@@ -280,11 +308,16 @@ const maxTrailerBytes = 64 << 10
 
 func (c *chunkedBody) readTrailer() error {
 	var block []byte
+	budget := int64(maxTrailerBytes)
 	for {
-		line, err := readLine(c.br, &block, maxTrailerBytes)
+		line, err := readLine(c.br, &block, &budget)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return io.ErrUnexpectedEOF
+			}
+			if errors.Is(err, ErrResponseHeaderTooLarge) {
+				// Not the header section's cause: the body has begun.
+				return malformed("trailer section too large")
 			}
 			return err
 		}
