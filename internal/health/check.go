@@ -9,6 +9,7 @@ import (
 	"net/http/httptrace"
 	"strings"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/gatewise/gatewise/internal/cause"
 	"github.com/gatewise/gatewise/internal/upstream"
@@ -37,29 +38,48 @@ func fail(ce *cause.Error) result {
 	return result{reason: reason, cause: ce.ID, err: ce.Err}
 }
 
-// check runs one check of t.
+// check runs one check of t. A PHP-FPM target is checked through its own
+// FastCGI transport: the path is run (or served) from the document root
+// as a visitor's request would be, and a TCP check connects to its socket.
 func (c *Checker) check(ctx context.Context, t *upstream.Target) result {
-	if c.hc.TCP {
-		return c.checkTCP(ctx, t.Addr)
+	if t.FastCGI != nil {
+		if c.hc.TCP {
+			o := t.FastCGI.Options()
+			return c.checkTCP(ctx, o.Network, o.Address, true)
+		}
+		return c.checkHTTP(ctx, t.FastCGI, "http://localhost"+c.hc.Path)
 	}
-	return c.checkHTTP(ctx, t.URL.Scheme+"://"+t.URL.Host+c.hc.Path)
+	if c.hc.TCP {
+		return c.checkTCP(ctx, "tcp", t.Addr, false)
+	}
+	return c.checkHTTP(ctx, c.transport, t.URL.Scheme+"://"+t.URL.Host+c.hc.Path)
 }
 
-// checkTCP checks that a connection to addr opens within the timeout.
-func (c *Checker) checkTCP(parent context.Context, addr string) result {
+// checkTCP checks that a connection to addr opens within the timeout; fpm
+// says the address is PHP-FPM's, whose failures to connect have causes of
+// their own.
+func (c *Checker) checkTCP(parent context.Context, network, addr string, fpm bool) result {
 	ctx, cancel := context.WithTimeout(parent, c.hc.Timeout.Duration)
 	defer cancel()
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	conn, err := d.DialContext(ctx, network, addr)
 	if err != nil {
+		if fpm {
+			switch {
+			case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED):
+				return fail(&cause.Error{ID: cause.FPMNotRunning, Phase: cause.PhaseConnect, Err: err})
+			case errors.Is(err, syscall.EAGAIN):
+				return fail(&cause.Error{ID: cause.FPMPoolExhausted, Detail: "backlog full", Phase: cause.PhaseConnect, Err: err})
+			}
+		}
 		return fail(c.classify(ctx, err, cause.PhaseConnect))
 	}
 	_ = conn.Close()
 	return result{pass: true}
 }
 
-// checkHTTP sends one GET to url and judges the answer.
-func (c *Checker) checkHTTP(parent context.Context, url string) result {
+// checkHTTP sends one GET to url through rt and judges the answer.
+func (c *Checker) checkHTTP(parent context.Context, rt http.RoundTripper, url string) result {
 	if c.expectBodyErr != nil {
 		return result{reason: c.expectBodyErr.Error(), cause: cause.ProxyConfigurationError, err: c.expectBodyErr}
 	}
@@ -73,8 +93,9 @@ func (c *Checker) checkHTTP(parent context.Context, url string) result {
 	if c.hc.Host != "" {
 		req.Host = c.hc.Host
 	}
+	req.RemoteAddr = "127.0.0.1:0" // for a PHP-FPM target's REMOTE_ADDR
 	req.Header.Set("User-Agent", UserAgent)
-	res, err := c.transport.RoundTrip(req)
+	res, err := rt.RoundTrip(req)
 	if err != nil {
 		return fail(c.classify(ctx, fmt.Errorf("GET %s: %w", url, err), ph.get()))
 	}

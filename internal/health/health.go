@@ -172,8 +172,8 @@ func newTransport(pool *upstream.Pool) *http.Transport {
 	if pool.MaxResponseHeaderBytes > 0 {
 		tr.MaxResponseHeaderBytes = pool.MaxResponseHeaderBytes
 	}
-	if pool.Transport != nil && pool.Transport.TLSClientConfig() != nil {
-		tr.TLSClientConfig = pool.Transport.TLSClientConfig().Clone()
+	if ht, ok := pool.Transport.(*upstream.Transport); ok && ht != nil && ht.TLSClientConfig() != nil {
+		tr.TLSClientConfig = ht.TLSClientConfig().Clone()
 	}
 	return tr
 }

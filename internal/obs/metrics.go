@@ -28,6 +28,7 @@ type Metrics struct {
 	retriesDenied    *prometheus.CounterVec
 	idleTimeout      *prometheus.GaugeVec
 	connsRejected    *prometheus.CounterVec
+	fpm              *fpmMetrics
 }
 
 // NewMetrics creates the metrics and registers them on reg. It fails when
@@ -101,9 +102,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Name: "gatewise_connections_rejected_total",
 		Help: "Client connections closed at accept for a connection limit, by reason (max_conns or max_conns_per_ip).",
 	}, []string{"reason"})
-	for _, c := range []prometheus.Collector{m.connsRejected, m.requests, m.requestDuration, m.upstreamFailures,
+	collectors := []prometheus.Collector{m.connsRejected, m.requests, m.requestDuration, m.upstreamFailures,
 		m.upstreamAttempts, m.upstreamTTFB, m.inFlight, m.reloads, m.targetHealthy, m.ejections,
-		m.panics, m.healthChecks, m.transitions, m.retries, m.retriesDenied, m.idleTimeout} {
+		m.panics, m.healthChecks, m.transitions, m.retries, m.retriesDenied, m.idleTimeout}
+	m.fpm = newFPMMetrics()
+	for _, c := range append(collectors, m.fpm.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

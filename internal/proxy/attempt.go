@@ -228,8 +228,10 @@ func (t *attemptTransport) attempt(req *http.Request, rec *obs.Record, target *u
 func (t *attemptTransport) retryDenied(req *http.Request, ce *cause.Error, body *replayBody, attempt int) string {
 	switch ce.ID {
 	case cause.ClientClosed, cause.NoHealthyUpstream, cause.HTTPResponseHeaderSectionSize,
-		cause.RequestBodyTooLarge, cause.ClientTimeout:
-		// Nothing another try could change, or the visitor's own fault.
+		cause.RequestBodyTooLarge, cause.ClientTimeout,
+		cause.PHPFatalError, cause.PHPMemoryExhausted, cause.PHPTimeout:
+		// Nothing another try could change (PHP's own failures: the same
+		// code runs on every target), or the visitor's own fault.
 		return "final"
 	}
 	if ce.Phase >= cause.PhaseHeaders {

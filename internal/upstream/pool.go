@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gatewise/gatewise/internal/config"
+	"github.com/gatewise/gatewise/internal/fastcgi"
 	"github.com/gatewise/gatewise/internal/obs"
 )
 
@@ -21,9 +22,13 @@ import (
 // health, ejection, slow start) changes through Pool.Pick, Begin and
 // Pool.SetHealthy and is read with Pool.Status.
 type Target struct {
-	// URL is the target's base URL (scheme and host:port).
+	// URL is the target's base URL (scheme and host:port). For a PHP-FPM
+	// target its host is Addr, which the pool's FastCGITransport looks
+	// targets up by.
 	URL *url.URL
-	// Addr is host:port, the target's name in logs and metrics.
+	// Addr is host:port, the target's name in logs and metrics; for a
+	// PHP-FPM target on a unix socket, "unix:" and the socket's path, as
+	// nginx names it.
 	Addr string
 	// Weight is the target's share relative to the pool's other targets.
 	// Default: 1.
@@ -34,6 +39,11 @@ type Target struct {
 	// (every primary is unhealthy, ejected or already tried by the
 	// request). Default: false.
 	Backup bool
+	// FastCGI is the target's own transport when it is PHP-FPM (a
+	// fastcgi:// or fastcgi+unix:// URL); nil for an HTTP target. The
+	// pool's Transport sends requests through it; health checks and the
+	// status page poll use it directly.
+	FastCGI *fastcgi.Transport
 
 	state
 }
@@ -46,10 +56,11 @@ type Pool struct {
 	Name string
 	// Targets are the pool's servers, in config order.
 	Targets []*Target
-	// Transport carries requests to the targets (HTTP/1.1, see Transport);
-	// its dialer is wrapped so the proxy can see how many bytes each
-	// connection read.
-	Transport *Transport
+	// Transport carries requests to the targets: a *Transport (HTTP/1.1,
+	// whose dialer is wrapped so the proxy can see how many bytes each
+	// connection read) for HTTP targets, a *FastCGITransport for PHP-FPM
+	// ones.
+	Transport RoundTripper
 	// Timeouts are the pool's configured timeouts.
 	Timeouts config.Timeouts
 	// MaxResponseHeaderBytes is the limit on a response's header section.
@@ -71,6 +82,10 @@ type Pool struct {
 	timer       *time.Timer
 	timerAt     int64
 	closed      bool
+
+	// status polls the PHP-FPM targets' status pages; nil when not
+	// configured.
+	status *statusPoller
 }
 
 // PoolOptions are what a pool needs besides its config.
@@ -105,10 +120,16 @@ func NewPool(pc *config.Pool, limits config.Limits, opts PoolOptions) (*Pool, er
 	if p.settings, err = newSettings(pc); err != nil {
 		return nil, fmt.Errorf("pool %s: %w", pc.Name, err)
 	}
+	if pc.IsFastCGI() {
+		return newFastCGIPool(p, pc, limits)
+	}
 	for i, tc := range pc.Targets {
 		u, err := url.Parse(tc.URL)
 		if err != nil {
 			return nil, fmt.Errorf("pool %s: target %d: %w", pc.Name, i, err)
+		}
+		if config.IsFastCGIURL(tc.URL) {
+			return nil, fmt.Errorf("pool %s: target %d: %s in a pool of http targets", pc.Name, i, u.Redacted())
 		}
 		host := u.Host
 		if u.Port() == "" {
@@ -191,5 +212,53 @@ func (p *Pool) Close() {
 		p.timer.Stop()
 	}
 	p.mu.Unlock()
+	if p.status != nil {
+		p.status.stop()
+	}
 	p.Transport.Close()
+}
+
+// newFastCGIPool completes NewPool for a pool of PHP-FPM targets: a
+// fastcgi.Transport per target, and the status page poll when
+// fastcgi.status_path is set.
+func newFastCGIPool(p *Pool, pc *config.Pool, limits config.Limits) (*Pool, error) {
+	if pc.FastCGI == nil {
+		return nil, fmt.Errorf("pool %s: fastcgi targets need fastcgi.root", pc.Name)
+	}
+	ft := &FastCGITransport{byAddr: make(map[string]*fastcgi.Transport, len(pc.Targets)), headerTimeout: pc.Timeouts.ResponseHeader.Duration}
+	fail := func(err error) (*Pool, error) {
+		ft.Close()
+		return nil, fmt.Errorf("pool %s: %w", pc.Name, err)
+	}
+	for i, tc := range pc.Targets {
+		u, err := url.Parse(tc.URL)
+		if err != nil {
+			return fail(fmt.Errorf("target %d: %w", i, err))
+		}
+		addr, network, address, err := fastcgiTarget(u)
+		if err != nil {
+			return fail(fmt.Errorf("target %d: %w", i, err))
+		}
+		if _, dup := ft.byAddr[addr]; dup {
+			return fail(fmt.Errorf("target %d: %s is listed twice", i, addr))
+		}
+		tr, err := fastcgi.New(fastcgiOptions(pc, limits, network, address, p.log))
+		if err != nil {
+			return fail(fmt.Errorf("target %d: %w", i, err))
+		}
+		ft.byAddr[addr] = tr
+		t := &Target{URL: &url.URL{Scheme: u.Scheme, Host: addr}, Addr: addr, Weight: max(tc.Weight, 1), Backup: tc.Backup, FastCGI: tr,
+			Idle: &IdleLearner{}} // never fed by a dialer; the proxy reads it for every target
+		t.init(p)
+		p.Targets = append(p.Targets, t)
+	}
+	p.Transport = ft
+	p.current = make([]int64, len(p.Targets))
+	for _, t := range p.Targets {
+		p.setUp(t)
+	}
+	if pc.FastCGI.StatusPath != "" {
+		p.status = startStatusPoller(p, pc)
+	}
+	return p, nil
 }

@@ -109,10 +109,13 @@ func judge(o Outcome) verdict {
 	}
 	switch o.Err.ID {
 	case cause.DNSError, cause.ConnectionRefused, cause.ConnectionTimeout, cause.DestinationUnavailable,
-		cause.TLSProtocolError, cause.TLSCertificateError, cause.HTTPResponseTimeout:
+		cause.TLSProtocolError, cause.TLSCertificateError, cause.HTTPResponseTimeout,
+		cause.FPMNotRunning, cause.FPMPoolExhausted:
 		return verdictFailure
 	case cause.ConnectionTerminated, cause.HTTPProtocolError, cause.HTTPResponseHeaderSectionSize,
-		cause.HTTPResponseIncomplete, cause.UpstreamErrorStatus:
+		cause.HTTPResponseIncomplete, cause.UpstreamErrorStatus,
+		// PHP's failures are its 5xx answers.
+		cause.FPMWorkerCrashed, cause.PHPFatalError, cause.PHPMemoryExhausted, cause.PHPTimeout:
 		// A connection cut during a request is a broken answer, counted
 		// with the 5xx: a target that resets now and then still serves.
 		return verdictError
