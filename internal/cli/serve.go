@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -30,6 +31,8 @@ type serveFlags struct {
 	logLevel              string
 	rateLimit             string
 	maxInFlight           int
+	root                  string
+	index                 string
 }
 
 // multiFlag is a flag that may repeat.
@@ -43,7 +46,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlagSet("serve", stderr)
 	fs.StringVar(&f.configFile, "config", "", "config file (gatewise.yaml); excludes the quick-start flags")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "quick start: address to serve visitors on")
-	fs.Var(&f.upstreams, "upstream", "quick start: upstream URL, http://host:port or https://host:port (repeat for more targets)")
+	fs.Var(&f.upstreams, "upstream", "quick start: upstream URL, http://host:port or https://host:port, or PHP-FPM as fastcgi://host:port or fastcgi+unix:///path.sock (repeat for more targets)")
 	fs.StringVar(&f.adminListen, "admin-listen", "127.0.0.1:9090", "quick start: admin listener address (metrics), or off")
 	fs.DurationVar(&f.dialTimeout, "dial-timeout", 5*time.Second, "quick start: upstream connect timeout")
 	fs.DurationVar(&f.responseHeaderTimeout, "response-header-timeout", 30*time.Second, "quick start: wait for upstream response headers")
@@ -51,8 +54,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&f.logLevel, "log-level", "info", "process log level on stderr: debug, info, warn, error")
 	fs.StringVar(&f.rateLimit, "rate-limit", "", "quick start: a rate limit per client IP, such as 50/s (default: none)")
 	fs.IntVar(&f.maxInFlight, "max-in-flight", 0, "quick start: a fixed limit of requests in flight to the upstreams (default: learned from their latency)")
+	fs.StringVar(&f.root, "root", "", "quick start, PHP-FPM upstreams: the document root, as PHP-FPM sees it (required with them)")
+	fs.StringVar(&f.index, "index", config.DefaultFastCGIIndex, "quick start, PHP-FPM upstreams: the directory index and front controller")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: gatewise serve --upstream URL [--upstream URL ...] [--listen ADDR] [flags]\n       gatewise serve --config gatewise.yaml\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: gatewise serve --upstream URL [--upstream URL ...] [--listen ADDR] [flags]\n       gatewise serve --upstream fastcgi+unix:///run/php/php8.2-fpm.sock --root /var/www/html [flags]\n       gatewise serve --config gatewise.yaml\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args, stderr); err != nil {
@@ -86,7 +91,7 @@ func serveConfig(fs *flag.FlagSet, f *serveFlags) (*config.Config, error) {
 	quick := []string{}
 	fs.Visit(func(fl *flag.Flag) {
 		switch fl.Name {
-		case "listen", "upstream", "admin-listen", "dial-timeout", "response-header-timeout", "access-log", "rate-limit", "max-in-flight":
+		case "listen", "upstream", "admin-listen", "dial-timeout", "response-header-timeout", "access-log", "rate-limit", "max-in-flight", "root", "index":
 			quick = append(quick, "--"+fl.Name)
 		}
 	})
@@ -109,11 +114,16 @@ func serveConfig(fs *flag.FlagSet, f *serveFlags) (*config.Config, error) {
 		AccessLog: f.accessLog,
 		Pools:     map[string]*config.Pool{"default": {}},
 	}
+	fastcgi := false
 	for _, u := range f.upstreams {
 		if err := checkUpstreamFlag(u); err != nil {
 			return nil, err
 		}
+		fastcgi = fastcgi || config.IsFastCGIURL(u)
 		cfg.Pools["default"].Targets = append(cfg.Pools["default"].Targets, config.Target{URL: u, Weight: 1})
+	}
+	if err := fastcgiFlags(fs, f, cfg.Pools["default"], fastcgi); err != nil {
+		return nil, err
 	}
 	if f.rateLimit != "" {
 		if _, err := config.ParseRate(f.rateLimit); err != nil {
@@ -139,15 +149,43 @@ func serveConfig(fs *flag.FlagSet, f *serveFlags) (*config.Config, error) {
 }
 
 // checkUpstreamFlag gives a clear error for an --upstream value that is not
-// an http(s) URL.
+// an http(s) or fastcgi URL.
 func checkUpstreamFlag(raw string) error {
 	u, err := url.Parse(raw)
+	if err == nil && u.Scheme == config.SchemeFastCGIUnix {
+		return nil // the config's validation says what is wrong with the path
+	}
 	if err != nil || u.Host == "" {
-		return usageError("--upstream %q: want a URL like http://127.0.0.1:9001", raw)
+		return usageError("--upstream %q: want a URL like http://127.0.0.1:9001 or fastcgi+unix:///run/php/php8.2-fpm.sock", raw)
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return usageError("--upstream %q: scheme %q is not supported; use http:// or https://", raw, u.Scheme)
+	switch u.Scheme {
+	case "http", "https", config.SchemeFastCGI:
+		return nil
 	}
+	return usageError("--upstream %q: scheme %q is not supported; use http://, https://, fastcgi:// or fastcgi+unix://", raw, u.Scheme)
+}
+
+// fastcgiFlags applies --root and --index to the quick start's pool p,
+// whose targets are PHP-FPM when fastcgi is set. A relative --root is made
+// absolute from the working directory.
+func fastcgiFlags(fs *flag.FlagSet, f *serveFlags, p *config.Pool, fastcgi bool) error {
+	indexSet := false
+	fs.Visit(func(fl *flag.Flag) { indexSet = indexSet || fl.Name == "index" })
+	switch {
+	case !fastcgi && f.root != "":
+		return usageError("--root: only for PHP-FPM upstreams (fastcgi:// or fastcgi+unix://)")
+	case !fastcgi && indexSet:
+		return usageError("--index: only for PHP-FPM upstreams (fastcgi:// or fastcgi+unix://)")
+	case !fastcgi:
+		return nil
+	case f.root == "":
+		return usageError("--root: required with a PHP-FPM upstream: the document root as PHP-FPM sees it, such as /var/www/html")
+	}
+	root, err := filepath.Abs(f.root)
+	if err != nil {
+		return usageError("--root %q: %v", f.root, err)
+	}
+	p.FastCGI = &config.FastCGI{Root: root, Index: f.index}
 	return nil
 }
 
@@ -180,6 +218,8 @@ func flagConfigError(err error) error {
 		"pools.default.timeouts.response_header":  "--response-header-timeout",
 		"rate_limit.rate":                         "--rate-limit",
 		"pools.default.concurrency.max_in_flight": "--max-in-flight",
+		"pools.default.fastcgi.root":              "--root",
+		"pools.default.fastcgi.index":             "--index",
 	}
 	name := fe.Field
 	if fl, ok := flagOf[fe.Field]; ok {
