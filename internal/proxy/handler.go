@@ -64,13 +64,15 @@ type Handler struct {
 	via         bool
 	checkers    []*health.Checker
 	admit       admission
+	buffers     *bufferPool
 }
 
 // poolProxy is a pool with the reverse proxy that serves it.
 type poolProxy struct {
-	pool *upstream.Pool
-	rp   *httputil.ReverseProxy
-	conc *limit.Concurrency // nil: no limit
+	pool     *upstream.Pool
+	attempts *attemptTransport
+	rp       *httputil.ReverseProxy
+	conc     *limit.Concurrency // nil: no limit
 }
 
 // New builds a Handler from a validated config.
@@ -110,7 +112,7 @@ func New(opts Options) (*Handler, error) {
 		memory: opts.Memory,
 		bursts: newBurstLog(10*time.Second, h.now),
 	}
-	buffers := &bufferPool{}
+	h.buffers = &bufferPool{}
 	for name, pc := range cfg.Pools {
 		pc.Name = name
 		pool, err := upstream.NewPool(pc, cfg.Limits, upstream.PoolOptions{Metrics: h.metrics, Logger: h.log, Now: h.now})
@@ -122,13 +124,14 @@ func New(opts Options) (*Handler, error) {
 		if pc.Concurrency.MaxInFlight > 0 || (pc.Concurrency.Adaptive != nil && *pc.Concurrency.Adaptive) {
 			pp.conc = limit.NewConcurrency(pc.Concurrency, h.now)
 		}
+		pp.attempts = newAttemptTransport(h, pool, pc.Retry)
 		pp.rp = &httputil.ReverseProxy{
 			Rewrite:        h.rewrite,
-			Transport:      newAttemptTransport(h, pool, pc.Retry),
+			Transport:      pp.attempts,
 			ModifyResponse: h.modifyResponse,
 			ErrorHandler:   h.errorHandler,
 			ErrorLog:       log.New(io.Discard, "", 0), // failures are classified and logged by us
-			BufferPool:     buffers,
+			BufferPool:     h.buffers,
 		}
 		h.pools[name] = pp
 		if pc.Health != nil {
@@ -278,7 +281,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		r = r.WithContext(ctx)
 	}
-	rt.pool.rp.ServeHTTP(w, r)
+	h.forward(w, r, rt.pool)
 }
 
 // congestion reports whether a failure is a sign the pool is overloaded
@@ -287,38 +290,12 @@ func congestion(id cause.ID) bool {
 	return id == cause.HTTPResponseTimeout || id == cause.ConnectionTimeout
 }
 
-// rewrite builds the outgoing request's headers. The target's address is
-// set per attempt by attemptTransport.
+// rewrite builds the outgoing request's headers for the ReverseProxy path
+// (see forward). The target's address is set per attempt by
+// attemptTransport.
 func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
-	in, out := pr.In, pr.Out
-	out.Host = in.Host // the visitor's Host goes through, as Caddy and Traefik do
-	trusted := inPrefixes(in.RemoteAddr, h.trusted)
-	if h.xForwarded {
-		if trusted {
-			if v := in.Header.Values("X-Forwarded-For"); len(v) > 0 {
-				out.Header["X-Forwarded-For"] = append([]string(nil), v...)
-			}
-		}
-		pr.SetXForwarded()
-		if trusted {
-			if v := in.Header.Get("X-Forwarded-Proto"); v != "" {
-				out.Header.Set("X-Forwarded-Proto", v)
-			}
-			if v := in.Header.Get("X-Forwarded-Host"); v != "" {
-				out.Header.Set("X-Forwarded-Host", v)
-			}
-		}
-	}
-	if h.forwarded {
-		var prior []string
-		if trusted {
-			prior = in.Header.Values("Forwarded")
-		}
-		out.Header["Forwarded"] = append(append([]string(nil), prior...), forwardedElement(in))
-	}
-	if h.via {
-		out.Header.Add("Via", viaValue(in.ProtoMajor, in.ProtoMinor))
-	}
+	pr.Out.Host = pr.In.Host // the visitor's Host goes through, as Caddy and Traefik do
+	h.forwardingHeaders(pr.In, pr.Out.Header)
 }
 
 // forwardedElement returns the RFC 7239 element for this hop.
@@ -509,14 +486,23 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// bufferPool lends 32 KiB copy buffers to the reverse proxies.
+// bufferPool lends 32 KiB copy buffers to the reverse proxies (Get and
+// Put, httputil.BufferPool's interface) and to the direct path (get and
+// put, which allocate nothing).
 type bufferPool struct{ p sync.Pool }
 
-func (b *bufferPool) Get() []byte {
+func (b *bufferPool) get() *[]byte {
 	if v, ok := b.p.Get().(*[]byte); ok {
-		return *v
+		return v
 	}
-	return make([]byte, 32*1024)
+	buf := make([]byte, 32*1024)
+	return &buf
 }
 
-func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
+func (b *bufferPool) put(buf *[]byte) { b.p.Put(buf) }
+
+// Get lends a buffer to httputil.ReverseProxy.
+func (b *bufferPool) Get() []byte { return *b.get() }
+
+// Put takes a buffer back from httputil.ReverseProxy.
+func (b *bufferPool) Put(buf []byte) { b.put(&buf) }

@@ -1,0 +1,197 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/textproto"
+	"strings"
+)
+
+// forward sends r to its pool and copies the answer to w. A plain request
+// (no protocol upgrade, no Expect, no Te, no request trailers: nearly all
+// of them) takes the direct path, which edits the visitor's request
+// headers in place and copies the upstream's response headers without the
+// copies httputil.ReverseProxy makes (a clone of the request and of its
+// headers, a second header map for the response); the rest go through
+// the ReverseProxy. Both paths run the same attempts, retries, causes,
+// error responses and header rules.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, pp *poolProxy) {
+	if !directForwardable(r) {
+		pp.rp.ServeHTTP(w, r)
+		return
+	}
+	removeHopByHop(r.Header)
+	h.forwardingHeaders(r, r.Header)
+	r.Close = false
+	res, err := pp.attempts.RoundTrip(r)
+	if err != nil {
+		h.errorHandler(w, r, err)
+		return
+	}
+	_ = h.modifyResponse(res) // never fails
+	removeHopByHop(res.Header)
+	dst := w.Header()
+	for k, vv := range res.Header {
+		if prior, ok := dst[k]; ok {
+			dst[k] = append(prior, vv...)
+		} else {
+			dst[k] = vv
+		}
+	}
+	announced := len(res.Trailer)
+	if announced > 0 {
+		names := make([]string, 0, announced)
+		for k := range res.Trailer {
+			names = append(names, k)
+		}
+		dst["Trailer"] = []string{strings.Join(names, ", ")}
+	}
+	w.WriteHeader(res.StatusCode)
+	err = h.copyBody(w, res)
+	_ = res.Body.Close()
+	if err != nil {
+		// The answer cannot be completed: the visitor must not take a
+		// cut body for a whole one, so the connection is aborted (as
+		// httputil.ReverseProxy does).
+		panic(http.ErrAbortHandler)
+	}
+	if len(res.Trailer) > 0 {
+		if len(res.Trailer) != announced {
+			_ = http.NewResponseController(w).Flush() // unannounced trailers need the headers out first
+		}
+		for k, vv := range res.Trailer {
+			if len(res.Trailer) != announced {
+				k = http.TrailerPrefix + k
+			}
+			for _, v := range vv {
+				dst.Add(k, v)
+			}
+		}
+	}
+}
+
+// directForwardable reports whether r may take the direct path.
+func directForwardable(r *http.Request) bool {
+	hd := r.Header
+	return hd["Upgrade"] == nil && hd["Expect"] == nil && hd["Te"] == nil && len(r.Trailer) == 0
+}
+
+// copyBody copies the upstream's body to the visitor, flushing after each
+// write when the body's length is unknown or it is an event stream (as
+// httputil.ReverseProxy does), so that streamed answers reach the visitor
+// as they come.
+func (h *Handler) copyBody(w http.ResponseWriter, res *http.Response) error {
+	flush := res.ContentLength == -1 || isEventStream(res.Header.Get("Content-Type"))
+	var rc *http.ResponseController
+	if flush {
+		rc = http.NewResponseController(w)
+	}
+	bp := h.buffers.get()
+	defer h.buffers.put(bp)
+	buf := *bp
+	for {
+		n, rerr := res.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			if flush {
+				if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+					return err
+				}
+			}
+		}
+		if rerr == io.EOF { //nolint:errorlint // io.EOF is returned unwrapped by contract
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
+
+func isEventStream(ct string) bool {
+	base, _, _ := strings.Cut(ct, ";")
+	return strings.EqualFold(strings.TrimSpace(base), "text/event-stream")
+}
+
+// hopHeaders are the hop-by-hop headers of RFC 9110 7.6.1 and the older
+// ones proxies drop too, in canonical form.
+func isHopHeader(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}
+
+// removeHopByHop deletes from h the hop-by-hop headers and the ones its
+// Connection header names.
+func removeHopByHop(h http.Header) {
+	for _, v := range h["Connection"] {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				delete(h, http.CanonicalHeaderKey(name))
+			}
+		}
+	}
+	for k := range h {
+		if isHopHeader(k) {
+			delete(h, k)
+		}
+	}
+}
+
+// forwardingHeaders sets, in out, the headers that tell the upstream who
+// the visitor is and that the request went through the gateway:
+// X-Forwarded-For, -Host and -Proto (from trusted proxies, the prior
+// values are kept and appended to; from anyone else they are replaced, and
+// when x_forwarded is off they are removed), Forwarded when configured,
+// and Via. out may be in.Header itself.
+func (h *Handler) forwardingHeaders(in *http.Request, out http.Header) {
+	trusted := inPrefixes(in.RemoteAddr, h.trusted)
+	xff, fwd := in.Header["X-Forwarded-For"], in.Header["Forwarded"]
+	xfh, xfp := in.Header.Get("X-Forwarded-Host"), in.Header.Get("X-Forwarded-Proto")
+	delete(out, "X-Forwarded-For")
+	delete(out, "X-Forwarded-Host")
+	delete(out, "X-Forwarded-Proto")
+	if h.xForwarded {
+		// One backing array for the three values: capacity-limited
+		// slices of it, so an append elsewhere copies instead of
+		// overwriting a neighbour.
+		vals := make([]string, 3)
+		if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
+			if trusted && len(xff) > 0 {
+				ip = strings.Join(xff, ", ") + ", " + ip
+			}
+			vals[0] = ip
+			out["X-Forwarded-For"] = vals[0:1:1]
+		}
+		host, proto := in.Host, "http"
+		if in.TLS != nil {
+			proto = "https"
+		}
+		if trusted && xfh != "" {
+			host = xfh
+		}
+		if trusted && xfp != "" {
+			proto = xfp
+		}
+		vals[1], vals[2] = host, proto
+		out["X-Forwarded-Host"] = vals[1:2:2]
+		out["X-Forwarded-Proto"] = vals[2:3:3]
+	}
+	if h.forwarded {
+		var prior []string
+		if trusted {
+			prior = fwd
+		}
+		out["Forwarded"] = append(append([]string(nil), prior...), forwardedElement(in))
+	}
+	if h.via {
+		out["Via"] = append(out["Via"], viaValue(in.ProtoMajor, in.ProtoMinor))
+	}
+}
