@@ -1,0 +1,224 @@
+package server_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// echoHeaders is an upstream that answers with the request's Host and
+// headers as JSON.
+func echoHeaders(t *testing.T) *httptest.Server {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		h := map[string][]string(r.Header.Clone())
+		h["Host"] = []string{r.Host}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(h)
+	}))
+	t.Cleanup(up.Close)
+	return up
+}
+
+// sentHeaders sends req through the gateway and returns what the upstream
+// received.
+func sentHeaders(t *testing.T, req *http.Request) http.Header {
+	t.Helper()
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	var h http.Header
+	if err := json.NewDecoder(res.Body).Decode(&h); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// TestForwardRequestHeaders checks the headers the upstream receives, on
+// the direct path (a plain GET) and on the ReverseProxy path (a request
+// with Expect: 100-continue), from an untrusted and a trusted client: the
+// hop-by-hop headers and those named by Connection are dropped, the
+// X-Forwarded-* headers replaced or appended to, Via added, Host kept.
+func TestForwardRequestHeaders(t *testing.T) {
+	t.Parallel()
+	up := echoHeaders(t)
+	untrusted := startGateway(t, oneTargetConfig(up.URL))
+	cfg := oneTargetConfig(up.URL)
+	cfg.Forwarding.TrustedProxies = []string{"127.0.0.0/8"}
+	trusted := startGateway(t, cfg)
+
+	for _, tc := range []struct {
+		name    string
+		gateway *gateway
+		expect  bool
+		want    map[string]string // "" means absent
+	}{
+		{"direct path, untrusted client", untrusted, false, map[string]string{
+			"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Proto": "http", "X-Forwarded-Host": "site.example"}},
+		{"ReverseProxy path, untrusted client", untrusted, true, map[string]string{
+			"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Proto": "http", "X-Forwarded-Host": "site.example"}},
+		{"direct path, trusted proxy", trusted, false, map[string]string{
+			"X-Forwarded-For": "203.0.113.9, 127.0.0.1", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "cdn.example"}},
+		{"ReverseProxy path, trusted proxy", trusted, true, map[string]string{
+			"X-Forwarded-For": "203.0.113.9, 127.0.0.1", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "cdn.example"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := strings.NewReader(`{"a":1}`)
+			req, err := http.NewRequest(http.MethodPost, tc.gateway.url+"/h", body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Host = "site.example"
+			req.Header.Set("Connection", "X-Secret")
+			req.Header.Set("X-Secret", "for the gateway only")
+			req.Header.Set("Proxy-Authorization", "Basic Zm9vOmJhcg==")
+			req.Header.Set("X-Forwarded-For", "203.0.113.9")
+			req.Header.Set("X-Forwarded-Proto", "https")
+			req.Header.Set("X-Forwarded-Host", "cdn.example")
+			req.Header.Set("X-App", "kept")
+			if tc.expect {
+				req.Header.Set("Expect", "100-continue")
+			}
+			got := sentHeaders(t, req)
+			want := map[string]string{"Host": "site.example", "X-App": "kept", "Via": "1.1 gatewise",
+				"X-Secret": "", "Proxy-Authorization": "", "Connection": ""}
+			for k, v := range tc.want {
+				want[k] = v
+			}
+			for k, v := range want {
+				if g := strings.Join(got[k], ", "); g != v {
+					t.Errorf("%s: upstream got %q, want %q", k, g, v)
+				}
+			}
+			if got.Get("X-Request-Id") == "" {
+				t.Errorf("no X-Request-Id sent to the upstream")
+			}
+		})
+	}
+}
+
+// rawUpstream answers every request on its connections with resp, written
+// as is, and closes the connection when close is true.
+func rawUpstream(t *testing.T, resp string, closeAfter bool) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					if _, err := io.WriteString(c, resp); err != nil || closeAfter {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+// TestForwardResponseHeaders checks what the visitor gets of the
+// upstream's response headers: hop-by-hop ones and those named by
+// Connection dropped, Via and X-Request-Id added, the rest as sent.
+func TestForwardResponseHeaders(t *testing.T) {
+	t.Parallel()
+	up := rawUpstream(t, "HTTP/1.1 200 OK\r\nConnection: X-Internal\r\nX-Internal: secret\r\nKeep-Alive: timeout=5\r\n"+
+		"X-App: kept\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Length: 2\r\n\r\nok", false)
+	g := startGateway(t, oneTargetConfig(up))
+	res, err := http.Get(g.url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || string(b) != "ok" {
+		t.Fatalf("body %q, %v", b, err)
+	}
+	for k, want := range map[string]string{"X-Internal": "", "Keep-Alive": "", "X-App": "kept",
+		"Set-Cookie": "a=1, b=2", "Via": "1.1 gatewise"} {
+		if got := strings.Join(res.Header.Values(k), ", "); got != want {
+			t.Errorf("%s: visitor got %q, want %q", k, got, want)
+		}
+	}
+	if res.Header.Get("X-Request-Id") == "" {
+		t.Errorf("no X-Request-Id in the response")
+	}
+}
+
+// TestForwardTrailers checks that a chunked response's trailers reach the
+// visitor, announced or not.
+func TestForwardTrailers(t *testing.T) {
+	t.Parallel()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Sum")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, "part one, ")
+		w.(http.Flusher).Flush()
+		_, _ = io.WriteString(w, "part two")
+		w.Header().Set("X-Sum", "42")
+		w.Header().Set(http.TrailerPrefix+"X-Late", "yes")
+	}))
+	t.Cleanup(up.Close)
+	g := startGateway(t, oneTargetConfig(up.URL))
+	res, err := http.Get(g.url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || string(b) != "part one, part two" {
+		t.Fatalf("body %q, %v", b, err)
+	}
+	if got := res.Trailer.Get("X-Sum"); got != "42" {
+		t.Errorf("announced trailer X-Sum = %q, want 42", got)
+	}
+	if got := res.Trailer.Get("X-Late"); got != "yes" {
+		t.Errorf("unannounced trailer X-Late = %q, want yes", got)
+	}
+}
+
+// TestForwardCutBody checks that a body the upstream cuts short is not
+// passed off as whole: the visitor's read fails, and the cause is logged.
+func TestForwardCutBody(t *testing.T) {
+	t.Parallel()
+	up := rawUpstream(t, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly this much", true)
+	g := startGateway(t, oneTargetConfig(up))
+	// The gateway aborts the connection: before the headers leave its
+	// buffer (the request fails) or after (the body's read fails).
+	res, err := http.Get(g.url + "/")
+	if err == nil {
+		b, rerr := io.ReadAll(res.Body)
+		res.Body.Close()
+		if rerr == nil {
+			t.Fatalf("read %d bytes (%q) and a clean end; want an error", len(b), b)
+		}
+	}
+	waitFor(t, "the cause in the log", func() bool {
+		return strings.Contains(g.log.String(), `"cause":"http_response_incomplete"`)
+	})
+}
