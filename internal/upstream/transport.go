@@ -90,7 +90,8 @@ type TransportOptions struct {
 	// Learner returns the IdleLearner of the target at addr, or nil.
 	// Default: none.
 	Learner func(addr string) *IdleLearner
-	// Now returns the time. Default: time.Now.
+	// Now returns the time, for the idle connections' ages (socket
+	// deadlines always follow the system clock). Default: time.Now.
 	Now func() time.Time
 }
 
@@ -177,6 +178,11 @@ func aLongTimeAgo() time.Time { return time.Unix(1, 0) }
 // from the connection; closing it (or reading it to the end) returns the
 // connection to the pool when it may carry another request.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil {
+		// As http.RoundTripper requires, on success and on error; the
+		// body is written (or given up) before RoundTrip returns.
+		defer req.Body.Close()
+	}
 	ctx := req.Context()
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -252,6 +258,8 @@ func (cc *clientConn) alive() bool {
 	sock := cc.conn
 	if cc.raw != nil {
 		sock = cc.raw.Conn
+	} else if tc, ok := cc.conn.(*tls.Conn); ok {
+		sock = tc.NetConn()
 	}
 	switch peekNoWait(sock) {
 	case peekEmpty:
@@ -265,7 +273,7 @@ func (cc *clientConn) alive() bool {
 		if !cc.key.tls {
 			return false
 		}
-		if err := cc.conn.SetReadDeadline(cc.t.now().Add(time.Millisecond)); err != nil {
+		if err := cc.conn.SetReadDeadline(time.Now().Add(time.Millisecond)); err != nil {
 			return false
 		}
 		_, err := cc.br.Peek(1)
@@ -497,7 +505,7 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, trace *h
 		trace.WroteRequest(httptrace.WroteRequestInfo{})
 	}
 	if cc.t.responseHeaderTimeout > 0 {
-		if err := cc.conn.SetReadDeadline(cc.t.now().Add(cc.t.responseHeaderTimeout)); err != nil {
+		if err := cc.conn.SetReadDeadline(time.Now().Add(cc.t.responseHeaderTimeout)); err != nil {
 			return fail(err)
 		}
 	}
@@ -508,6 +516,11 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, trace *h
 	if cc.t.responseHeaderTimeout > 0 {
 		if err := cc.conn.SetReadDeadline(time.Time{}); err != nil {
 			return fail(err)
+		}
+		if ctx.Err() != nil {
+			// Cancelled after the headers: its deadline, set by stop's
+			// function, may have just been cleared.
+			return fail(ctx.Err())
 		}
 	}
 	if res.StatusCode == http.StatusSwitchingProtocols {
@@ -554,11 +567,13 @@ func (cc *clientConn) responseWaiting() bool {
 	if cc.br.Buffered() > 0 {
 		return true
 	}
-	if err := cc.conn.SetReadDeadline(cc.t.now().Add(50 * time.Millisecond)); err != nil {
+	if err := cc.conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
 		return false
 	}
 	_, err := cc.br.Peek(1)
-	return err == nil
+	// The response is read without this deadline (or with the response
+	// header timeout).
+	return err == nil && cc.conn.SetReadDeadline(time.Time{}) == nil
 }
 
 // writeRequest writes the request line, the headers and the body into the
@@ -566,7 +581,11 @@ func (cc *clientConn) responseWaiting() bool {
 func (cc *clientConn) writeRequest(req *http.Request) error {
 	w := cc.bw
 	uri := req.URL.RequestURI()
-	if !validRequestTarget(uri) || !validMethod(req.Method) {
+	method := req.Method
+	if method == "" {
+		method = http.MethodGet // as http.Request documents for clients
+	}
+	if !validRequestTarget(uri) || !validMethod(method) {
 		return errors.New("upstream transport: invalid method or request target")
 	}
 	host := req.Host
@@ -576,7 +595,7 @@ func (cc *clientConn) writeRequest(req *http.Request) error {
 	if strings.ContainsAny(host, "\r\n ") {
 		return errors.New("upstream transport: invalid Host")
 	}
-	w.WriteString(req.Method)
+	w.WriteString(method)
 	w.WriteByte(' ')
 	w.WriteString(uri)
 	w.WriteString(" HTTP/1.1\r\nHost: ")
@@ -702,6 +721,7 @@ func (t *Transport) putCopyBuffer(b *[]byte) { t.buffers.Put(b) }
 // interim (1xx) responses other than 101.
 func (cc *clientConn) readResponse(req *http.Request, trace *httptrace.ClientTrace) (*http.Response, error) {
 	first := true
+	budget := cc.t.maxHeaderBytes
 	for {
 		if first {
 			if _, err := cc.br.Peek(1); err != nil {
@@ -712,15 +732,19 @@ func (cc *clientConn) readResponse(req *http.Request, trace *httptrace.ClientTra
 			}
 			first = false
 		}
-		res, err := readResponseHead(cc.br, cc.t.maxHeaderBytes, &cc.scratch)
+		res, err := readHead(cc.br, &budget, &cc.scratch)
 		if err != nil {
 			return nil, err
 		}
 		if res.StatusCode >= 100 && res.StatusCode < 200 && res.StatusCode != http.StatusSwitchingProtocols {
+			// Interim responses share the header limit with the final
+			// one, so a target cannot send them for ever; one handed to
+			// Got1xxResponse is the hook's to limit, as with net/http.
 			if trace != nil && trace.Got1xxResponse != nil {
 				if err := trace.Got1xxResponse(res.StatusCode, textproto.MIMEHeader(res.Header)); err != nil {
 					return nil, err
 				}
+				budget = cc.t.maxHeaderBytes
 			}
 			continue
 		}
