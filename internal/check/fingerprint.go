@@ -94,6 +94,7 @@ type marks struct {
 	nginxPage       *regexp.Regexp
 	cfOwnPage       *regexp.Regexp
 	barePage        *regexp.Regexp
+	fastlyError     *regexp.Regexp
 	apachePage      *regexp.Regexp
 	apacheReason    *regexp.Regexp
 	apacheAddr      *regexp.Regexp
@@ -110,7 +111,8 @@ func newMarks() *marks {
 	return &marks{
 		nginxPage:       regexp.MustCompile(`<hr><center>((?:nginx|openresty)[^<]{0,64})</center>`),
 		cfOwnPage:       regexp.MustCompile(`<hr><center>cloudflare[^<]{0,32}</center>`),
-		barePage:        regexp.MustCompile(`^<html>\r?\n<head><title>\d{3} [^<]*</title></head>\r?\n<body>\r?\n<center><h1>\d{3} [^<]*</h1></center>\r?\n</body>\r?\n</html>`),
+		barePage:        regexp.MustCompile(`^<html>\r?\n(?:<head><title>\d{3} [^<]*</title></head>\r?\n)?<body>\r?\n<center><h1>\d{3} [^<]*</h1></center>\r?\n</body>\r?\n</html>`),
+		fastlyError:     regexp.MustCompile(`^Error (\d{3}) ([^\n<]{1,100})`),
 		apachePage:      regexp.MustCompile(`<!DOCTYPE HTML PUBLIC "-//(?:IETF//DTD HTML 2\.0|W3C//DTD HTML 4\.01)//EN"[^>]{0,80}>\s*<html><head>\s*<title>\d{3} [^<]*</title>`),
 		apacheReason:    regexp.MustCompile(`Reason: <strong>([^<]{1,200})</strong>`),
 		apacheAddr:      regexp.MustCompile(`<address>(Apache[^<]{0,100}?) Server at`),
@@ -284,7 +286,7 @@ func Identify(status int, h http.Header, body []byte) Fingerprint {
 		proxyServer = "Caddy"
 	case strings.HasPrefix(serverLower, "haproxy"):
 		proxyServer = "HAProxy"
-	case strings.HasPrefix(serverLower, "varnish"):
+	case strings.HasPrefix(serverLower, "varnish") && !fastly:
 		proxyServer = "Varnish"
 	case strings.HasPrefix(serverLower, "traefik"):
 		proxyServer = "Traefik"
@@ -323,6 +325,20 @@ func Identify(status int, h http.Header, body []byte) Fingerprint {
 			s.hops[i].ID = string(m[1])
 		}
 		fp.Cause, fp.Meaning = cloudfrontMeaning(status, body)
+	case fastly && mk.fastlyError.Match(trimmed):
+		m := mk.fastlyError.FindSubmatch(trimmed)
+		answered("Fastly", RoleCDN, rankCDN+2, "Fastly's synthetic error (\""+clip(string(m[0]), 80)+"\")")
+		reason := strings.ToLower(string(m[2]))
+		switch {
+		case strings.Contains(reason, "first byte timeout"), strings.Contains(reason, "between bytes timeout"):
+			fp.Cause, fp.Meaning = cause.HTTPResponseTimeout, "connected, but the site's server did not answer in time ("+clip(string(m[2]), 60)+")"
+		case strings.Contains(reason, "connection timeout"):
+			fp.Cause, fp.Meaning = cause.ConnectionTimeout, "could not connect to the site's server in time"
+		case strings.Contains(reason, "connection refused"):
+			fp.Cause, fp.Meaning = cause.ConnectionRefused, "could not connect: the site's server refused the connection"
+		default:
+			fp.Meaning = "could not get the page from the site's server (" + clip(string(m[2]), 60) + ")"
+		}
 	case mk.varnishPage.Match(body):
 		i := answered("Varnish", RoleProxy, rankVia+len(viaEntries)+1, "Varnish's default error page")
 		if m := mk.varnishXID.FindSubmatch(body); m != nil && s.hops[i].ID == "" {
@@ -339,7 +355,7 @@ func Identify(status int, h http.Header, body []byte) Fingerprint {
 			s.hops[i].Software = string(m[1])
 		}
 		fp.Cause, fp.Meaning, fp.OwnFault = proxyMeaning(mk, "nginx", status, body)
-	case strings.HasPrefix(serverLower, "awselb") && (len(trimmed) == 0 || mk.barePage.Match(body)):
+	case strings.HasPrefix(serverLower, "awselb") && (len(trimmed) == 0 || mk.barePage.Match(trimmed)):
 		answered("AWS ELB/ALB", RoleProxy, rankLB, "the AWS load balancer's default error page")
 		fp.Cause, fp.Meaning, fp.OwnFault = proxyMeaning(mk, "elb", status, body)
 	case mk.apachePage.Match(body):
