@@ -608,6 +608,8 @@ func TestTransportRefusesBadRequests(t *testing.T) {
 		{"a space in the query", func(r *http.Request) { r.URL.RawQuery = "a=b c" }},
 		{"a control byte in the target", func(r *http.Request) { r.URL.Opaque = "/a\x01b" }},
 		{"a line break in the Host", func(r *http.Request) { r.Host = "a\r\nX-Injected: 1" }},
+		{"a tab in the Host", func(r *http.Request) { r.Host = "a\tb" }},
+		{"NUL in the Host", func(r *http.Request) { r.Host = "a\x00b" }},
 	}
 	for _, tt := range tests {
 		body := &closeTracker{Reader: strings.NewReader("x")}
