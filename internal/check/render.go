@@ -52,10 +52,15 @@ func (r *Report) WriteText(w io.Writer) error {
 		fault += ", cause " + string(r.Cause)
 	}
 	p("At fault: %s (%s)\n\n", fault, r.Pattern)
-	p("  %s\n\n", r.Chain())
+	p("  %s\n", r.Chain())
+	evidence := false
 	for _, h := range r.Hops {
 		if len(h.Evidence) == 0 && h.ID == "" {
 			continue
+		}
+		if !evidence {
+			p("\n")
+			evidence = true
 		}
 		line := "  " + h.Name + ": " + strings.Join(h.Evidence, "; ")
 		if h.ID != "" {
@@ -113,15 +118,20 @@ func (r *Report) WriteText(w io.Writer) error {
 		p("  Cookies   none given (--cookie or --cookies FILE to compare)\n")
 	}
 	s := r.Speed
-	p("  Speed     DNS %s, connect %s", s.DNS, s.Connect)
-	if s.TLS > 0 {
-		p(", TLS %s", s.TLS)
+	if s.Connect == 0 {
+		p("  Speed     DNS %s; no connection was made\n", s.DNS)
+	} else {
+		p("  Speed     DNS %s, connect %s", s.DNS, s.Connect)
+		if s.TLS > 0 {
+			p(", TLS %s", s.TLS)
+		}
+		p(", first byte %s", s.FirstByte)
+		if s.BytesPerSecond > 0 {
+			p(", download %s/s", bytesText(s.BytesPerSecond))
+		}
+		p("\n")
 	}
-	p(", first byte %s", s.FirstByte)
-	if s.BytesPerSecond > 0 {
-		p(", download %s/s", bytesText(s.BytesPerSecond))
-	}
-	p("\n\nWhat you can do:\n")
+	p("\nWhat you can do:\n")
 	for _, a := range r.Advice {
 		p("  - %s\n", a)
 	}

@@ -50,6 +50,7 @@ func commands() map[string]command {
 		"demo":   {summary: "run the gateway in front of three demo upstreams", run: runDemo},
 		"causes": {summary: "list the cause taxonomy", run: runCauses},
 		"logs":   {summary: "read servers' logs and say why the 502s happened", run: runLogs},
+		"check":  {summary: "is it me or the site? check a URL and say which hop fails", run: runCheck},
 	}
 }
 
