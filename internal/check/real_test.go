@@ -37,6 +37,7 @@ func runCheck(t *testing.T, url string, opts Options, w want) *Report {
 			t.Logf("report:\n%s", text.String())
 		}
 	}()
+	t.Logf("verdict: %s [%s] %s", rep.Verdict, rep.AtFault, rep.Chain())
 	if rep.AtFault != w.atFault {
 		t.Errorf("at_fault = %q, want %q", rep.AtFault, w.atFault)
 	}

@@ -306,8 +306,8 @@ func (c *checker) decide(r *Report) {
 			behind.State = StateFailed
 		}
 		detail := ""
-		if meaning != "" {
-			detail = " (" + meaning + ")"
+		if fp.Meaning != "" {
+			detail = " (" + fp.Meaning + ")"
 		}
 		r.Verdict = prefix + fmt.Sprintf("The site's gatewise answered %s with cause %s%s: %s", status, r.Cause, detail, lowerFirst(c.causes.Get(r.Cause).Visitor))
 	default:
@@ -528,8 +528,8 @@ func lowerFirst(s string) string {
 
 // upperFirst capitalises a sentence.
 func upperFirst(s string) string {
-	if s == "" {
-		return s
+	if !strings.HasPrefix(s, "the ") {
+		return s // a name keeps its case: "gatewise", "example.com"
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
 }
