@@ -39,6 +39,13 @@ func newAttemptTransport(h *Handler, pool *upstream.Pool, rc config.Retry) *atte
 	return &attemptTransport{h: h, pool: pool, retry: rc, budget: newRetryBudget(percent, floor, h.now)}
 }
 
+// observedRoundTripper is a transport that reports an attempt's events to
+// an upstream.Observer (the HTTP/1.1 upstream.Transport): cheaper than an
+// httptrace in the request's context.
+type observedRoundTripper interface {
+	RoundTripObserved(req *http.Request, o upstream.Observer) (*http.Response, error)
+}
+
 // errPerTryTimeout is the cause of an attempt's context when its per-try
 // timeout expires before the response headers.
 var errPerTryTimeout = errors.New("per-try timeout awaiting response headers")
@@ -153,7 +160,13 @@ func (t *attemptTransport) attempt(req *http.Request, rec *obs.Record, target *u
 		timer = time.AfterFunc(d, func() { cancel(errPerTryTimeout) })
 	}
 	tr := newAttemptTrace(h.now)
-	out := req.WithContext(httptraceContext(ctx, tr))
+	observed, direct := t.pool.Transport.(observedRoundTripper)
+	var out *http.Request
+	if direct {
+		out = req.WithContext(ctx)
+	} else {
+		out = req.WithContext(httptraceContext(ctx, tr))
+	}
 	u := *req.URL
 	u.Scheme, u.Host = target.URL.Scheme, target.URL.Host
 	out.URL = &u
@@ -168,7 +181,13 @@ func (t *attemptTransport) attempt(req *http.Request, rec *obs.Record, target *u
 	}
 	end := target.Begin()
 	start := h.now()
-	res, err := t.pool.Transport.RoundTrip(out)
+	var res *http.Response
+	var err error
+	if direct {
+		res, err = observed.RoundTripObserved(out, tr)
+	} else {
+		res, err = t.pool.Transport.RoundTrip(out)
+	}
 	if timer != nil {
 		timer.Stop()
 	}

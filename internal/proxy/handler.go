@@ -366,11 +366,11 @@ func (h *Handler) modifyResponse(res *http.Response) error {
 	if rec != nil {
 		rec.SetUpstreamStatus(res.StatusCode)
 		if res.Header.Get(obs.RequestIDHeader) == "" {
-			res.Header.Set(obs.RequestIDHeader, rec.ID)
+			res.Header[obs.RequestIDHeader] = []string{rec.ID} // canonical already: no Set
 		}
 	}
 	if h.via {
-		res.Header.Add("Via", viaValue(res.ProtoMajor, res.ProtoMinor))
+		res.Header["Via"] = append(res.Header["Via"], viaValue(res.ProtoMajor, res.ProtoMinor))
 	}
 	switch res.StatusCode {
 	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:

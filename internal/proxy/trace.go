@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"crypto/tls"
+	"net"
 	"net/http/httptrace"
 	"sync"
 	"time"
@@ -38,73 +39,105 @@ func (a *attemptTrace) advance(p cause.Phase) {
 	}
 }
 
+// The attempt's events, as an upstream.Observer.
+
+// DNSStart notes a name lookup starting.
+func (a *attemptTrace) DNSStart() {
+	a.mu.Lock()
+	a.advance(cause.PhaseDNS)
+	a.dnsStart = a.now()
+	a.mu.Unlock()
+}
+
+// DNSDone notes the lookup's end.
+func (a *attemptTrace) DNSDone() {
+	a.mu.Lock()
+	a.phases.DNS = a.now().Sub(a.dnsStart)
+	a.mu.Unlock()
+}
+
+// ConnectStart notes a connection attempt starting.
+func (a *attemptTrace) ConnectStart() {
+	a.mu.Lock()
+	a.advance(cause.PhaseConnect)
+	if a.connStart.IsZero() {
+		a.connStart = a.now()
+	}
+	a.mu.Unlock()
+}
+
+// ConnectDone notes a connection made (failures are the error's to tell).
+func (a *attemptTrace) ConnectDone(err error) {
+	if err != nil {
+		return
+	}
+	a.mu.Lock()
+	a.phases.Connect = a.now().Sub(a.connStart)
+	a.mu.Unlock()
+}
+
+// TLSHandshakeStart notes the TLS handshake starting.
+func (a *attemptTrace) TLSHandshakeStart() {
+	a.mu.Lock()
+	a.advance(cause.PhaseTLS)
+	a.tlsStart = a.now()
+	a.mu.Unlock()
+}
+
+// TLSHandshakeDone notes its end.
+func (a *attemptTrace) TLSHandshakeDone(error) {
+	a.mu.Lock()
+	a.phases.TLS = a.now().Sub(a.tlsStart)
+	a.mu.Unlock()
+}
+
+// GotConn notes the connection the request goes on.
+func (a *attemptTrace) GotConn(c net.Conn, reused bool) {
+	a.mu.Lock()
+	a.advance(cause.PhaseConnected)
+	a.phases.Reused = reused
+	a.conn = upstream.AsConn(c)
+	if a.conn != nil {
+		a.readAtGotConn = a.conn.BytesRead()
+	}
+	a.mu.Unlock()
+}
+
+// WroteRequest notes the whole request written.
+func (a *attemptTrace) WroteRequest() {
+	a.mu.Lock()
+	a.advance(cause.PhaseRequestWritten)
+	a.wrote = a.now()
+	a.mu.Unlock()
+}
+
+// GotFirstResponseByte notes the response's first byte.
+func (a *attemptTrace) GotFirstResponseByte() {
+	a.mu.Lock()
+	a.advance(cause.PhaseFirstByte)
+	if !a.wrote.IsZero() {
+		a.phases.FirstByte = a.now().Sub(a.wrote)
+	}
+	a.mu.Unlock()
+}
+
+// clientTrace reports the same events from net/http/httptrace, for
+// transports that have no upstream.Observer entry point.
 func (a *attemptTrace) clientTrace() *httptrace.ClientTrace {
 	return &httptrace.ClientTrace{
-		DNSStart: func(httptrace.DNSStartInfo) {
-			a.mu.Lock()
-			a.advance(cause.PhaseDNS)
-			a.dnsStart = a.now()
-			a.mu.Unlock()
-		},
-		DNSDone: func(httptrace.DNSDoneInfo) {
-			a.mu.Lock()
-			a.phases.DNS = a.now().Sub(a.dnsStart)
-			a.mu.Unlock()
-		},
-		ConnectStart: func(string, string) {
-			a.mu.Lock()
-			a.advance(cause.PhaseConnect)
-			if a.connStart.IsZero() {
-				a.connStart = a.now()
-			}
-			a.mu.Unlock()
-		},
-		ConnectDone: func(_, _ string, err error) {
-			if err != nil {
-				return
-			}
-			a.mu.Lock()
-			a.phases.Connect = a.now().Sub(a.connStart)
-			a.mu.Unlock()
-		},
-		TLSHandshakeStart: func() {
-			a.mu.Lock()
-			a.advance(cause.PhaseTLS)
-			a.tlsStart = a.now()
-			a.mu.Unlock()
-		},
-		TLSHandshakeDone: func(tls.ConnectionState, error) {
-			a.mu.Lock()
-			a.phases.TLS = a.now().Sub(a.tlsStart)
-			a.mu.Unlock()
-		},
-		GotConn: func(info httptrace.GotConnInfo) {
-			a.mu.Lock()
-			a.advance(cause.PhaseConnected)
-			a.phases.Reused = info.Reused
-			a.conn = upstream.AsConn(info.Conn)
-			if a.conn != nil {
-				a.readAtGotConn = a.conn.BytesRead()
-			}
-			a.mu.Unlock()
-		},
+		DNSStart:          func(httptrace.DNSStartInfo) { a.DNSStart() },
+		DNSDone:           func(httptrace.DNSDoneInfo) { a.DNSDone() },
+		ConnectStart:      func(string, string) { a.ConnectStart() },
+		ConnectDone:       func(_, _ string, err error) { a.ConnectDone(err) },
+		TLSHandshakeStart: a.TLSHandshakeStart,
+		TLSHandshakeDone:  func(_ tls.ConnectionState, err error) { a.TLSHandshakeDone(err) },
+		GotConn:           func(info httptrace.GotConnInfo) { a.GotConn(info.Conn, info.Reused) },
 		WroteRequest: func(info httptrace.WroteRequestInfo) {
-			if info.Err != nil {
-				return
+			if info.Err == nil {
+				a.WroteRequest()
 			}
-			a.mu.Lock()
-			a.advance(cause.PhaseRequestWritten)
-			a.wrote = a.now()
-			a.mu.Unlock()
 		},
-		GotFirstResponseByte: func() {
-			a.mu.Lock()
-			a.advance(cause.PhaseFirstByte)
-			if !a.wrote.IsZero() {
-				a.phases.FirstByte = a.now().Sub(a.wrote)
-			}
-			a.mu.Unlock()
-		},
+		GotFirstResponseByte: a.GotFirstResponseByte,
 	}
 }
 

@@ -4,5 +4,9 @@ package upstream
 
 import "net"
 
-// peekNoWait cannot look at a socket without reading on this system.
-func peekNoWait(net.Conn) peekResult { return peekUnknown }
+// socketPeeker cannot look at a socket without reading on this system.
+type socketPeeker struct{}
+
+func newSocketPeeker(net.Conn) *socketPeeker { return nil }
+
+func (p *socketPeeker) peek() peekResult { return peekUnknown }

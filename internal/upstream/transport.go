@@ -26,7 +26,8 @@ import (
 // the allocations of a round trip, which is most of what a proxied request
 // costs the gateway beyond its system calls.
 //
-// It reports the exchange to a net/http/httptrace ClientTrace in the
+// It reports the exchange to an Observer (RoundTripObserved) or to a
+// net/http/httptrace ClientTrace in the
 // request's context (DNS and connect through the dialer, then TLS,
 // GotConn, WroteRequest, GotFirstResponseByte), as net/http does, so the
 // proxy learns the phase a failure happened in.
@@ -149,6 +150,8 @@ type clientConn struct {
 	reused    bool
 	// scratch holds a response's header section while it is parsed.
 	scratch []byte
+	// peeker looks at the socket under conn (nil: it cannot).
+	peeker *socketPeeker
 }
 
 // The errors of the exchange itself. Each is a protocol error in the cause
@@ -178,6 +181,24 @@ func aLongTimeAgo() time.Time { return time.Unix(1, 0) }
 // from the connection; closing it (or reading it to the end) returns the
 // connection to the pool when it may carry another request.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	var o Observer
+	if trace := httptrace.ContextClientTrace(req.Context()); trace != nil {
+		o = clientTraceObserver{trace}
+	}
+	return t.roundTrip(req, o, false)
+}
+
+// RoundTripObserved is RoundTrip reporting the exchange to o rather than to
+// an httptrace.ClientTrace in the request's context: the same events,
+// without the hooks' allocations. o may be nil.
+func (t *Transport) RoundTripObserved(req *http.Request, o Observer) (*http.Response, error) {
+	return t.roundTrip(req, o, true)
+}
+
+// roundTrip is RoundTrip; traceDial reports the dial's DNS and connect
+// events to o through an httptrace for the dial (false when the request's
+// context has a ClientTrace already, which receives them).
+func (t *Transport) roundTrip(req *http.Request, o Observer, traceDial bool) (*http.Response, error) {
 	if req.Body != nil {
 		// As http.RoundTripper requires, on success and on error; the
 		// body is written (or given up) before RoundTrip returns.
@@ -191,16 +212,89 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, errors.New("upstream transport: request without a target host")
 	}
 	key := connKey{tls: req.URL.Scheme == "https", addr: req.URL.Host}
-	trace := httptrace.ContextClientTrace(ctx)
-	cc, err := t.getConn(ctx, key, trace)
+	cc, err := t.getConn(ctx, key, o, traceDial)
 	if err != nil {
 		return nil, err
 	}
-	return cc.roundTrip(ctx, req, trace)
+	return cc.roundTrip(ctx, req, o)
+}
+
+// Observer follows one round trip, as an httptrace.ClientTrace does. The
+// transport calls it on the caller's goroutine, except the dial's DNS and
+// connect events, which a dial racing addresses may report from its own.
+type Observer interface {
+	// DNSStart and DNSDone bracket a name lookup.
+	DNSStart()
+	DNSDone()
+	// ConnectStart and ConnectDone bracket a connection attempt.
+	ConnectStart()
+	ConnectDone(err error)
+	// TLSHandshakeStart and TLSHandshakeDone bracket a TLS handshake.
+	TLSHandshakeStart()
+	TLSHandshakeDone(err error)
+	// GotConn reports the connection the request goes on.
+	GotConn(c net.Conn, reused bool)
+	// WroteRequest reports the whole request written.
+	WroteRequest()
+	// GotFirstResponseByte reports the first byte of the response.
+	GotFirstResponseByte()
+}
+
+// clientTraceObserver reports to an httptrace.ClientTrace.
+type clientTraceObserver struct{ t *httptrace.ClientTrace }
+
+func (c clientTraceObserver) DNSStart()             {}
+func (c clientTraceObserver) DNSDone()              {}
+func (c clientTraceObserver) ConnectStart()         {}
+func (c clientTraceObserver) ConnectDone(err error) {}
+func (c clientTraceObserver) TLSHandshakeStart() {
+	if c.t.TLSHandshakeStart != nil {
+		c.t.TLSHandshakeStart()
+	}
+}
+func (c clientTraceObserver) TLSHandshakeDone(err error) {
+	if c.t.TLSHandshakeDone != nil {
+		c.t.TLSHandshakeDone(tls.ConnectionState{}, err)
+	}
+}
+func (c clientTraceObserver) GotConn(conn net.Conn, reused bool) {
+	if c.t.GotConn != nil {
+		c.t.GotConn(httptrace.GotConnInfo{Conn: conn, Reused: reused, WasIdle: reused})
+	}
+}
+func (c clientTraceObserver) WroteRequest() {
+	if c.t.WroteRequest != nil {
+		c.t.WroteRequest(httptrace.WroteRequestInfo{})
+	}
+}
+func (c clientTraceObserver) GotFirstResponseByte() {
+	if c.t.GotFirstResponseByte != nil {
+		c.t.GotFirstResponseByte()
+	}
+}
+
+// got1xx passes an interim response to the ClientTrace's Got1xxResponse,
+// when o is one that has it.
+func got1xx(o Observer, code int, h http.Header) error {
+	if c, ok := o.(clientTraceObserver); ok && c.t.Got1xxResponse != nil {
+		return c.t.Got1xxResponse(code, textproto.MIMEHeader(h))
+	}
+	return nil
+}
+
+// dialTrace returns ctx with an httptrace that reports the dial's DNS and
+// connect events to o.
+func dialTrace(ctx context.Context, o Observer) context.Context {
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		DNSStart:     func(httptrace.DNSStartInfo) { o.DNSStart() },
+		DNSDone:      func(httptrace.DNSDoneInfo) { o.DNSDone() },
+		ConnectStart: func(string, string) { o.ConnectStart() },
+		ConnectDone:  func(_, _ string, err error) { o.ConnectDone(err) },
+	})
 }
 
 // getConn returns a live idle connection to key, or dials one.
-func (t *Transport) getConn(ctx context.Context, key connKey, trace *httptrace.ClientTrace) (*clientConn, error) {
+func (t *Transport) getConn(ctx context.Context, key connKey, o Observer, traceDial bool) (*clientConn, error) {
 	now := t.now()
 	for {
 		cc := t.popIdle(key)
@@ -213,12 +307,15 @@ func (t *Transport) getConn(ctx context.Context, key connKey, trace *httptrace.C
 			continue
 		}
 		cc.reused = true
-		if trace != nil && trace.GotConn != nil {
-			trace.GotConn(httptrace.GotConnInfo{Conn: cc.conn, Reused: true, WasIdle: true, IdleTime: idle})
+		if o != nil {
+			o.GotConn(cc.conn, true)
 		}
 		return cc, nil
 	}
-	return t.dialConn(ctx, key, trace)
+	if traceDial && o != nil {
+		ctx = dialTrace(ctx, o)
+	}
+	return t.dialConn(ctx, key, o)
 }
 
 func (t *Transport) popIdle(key connKey) *clientConn {
@@ -255,13 +352,7 @@ func (cc *clientConn) alive() bool {
 	if cc.br.Buffered() > 0 {
 		return false
 	}
-	sock := cc.conn
-	if cc.raw != nil {
-		sock = cc.raw.Conn
-	} else if tc, ok := cc.conn.(*tls.Conn); ok {
-		sock = tc.NetConn()
-	}
-	switch peekNoWait(sock) {
+	switch cc.peeker.peek() {
 	case peekEmpty:
 		return true
 	case peekClosed:
@@ -291,7 +382,7 @@ func (cc *clientConn) close() {
 }
 
 // dialConn makes a new connection to key.
-func (t *Transport) dialConn(ctx context.Context, key connKey, trace *httptrace.ClientTrace) (*clientConn, error) {
+func (t *Transport) dialConn(ctx context.Context, key connKey, o Observer) (*clientConn, error) {
 	t.mu.Lock()
 	closed := t.closed
 	t.mu.Unlock()
@@ -303,26 +394,28 @@ func (t *Transport) dialConn(ctx context.Context, key connKey, trace *httptrace.
 		return nil, err
 	}
 	raw := AsConn(conn)
+	sock := conn // the socket, under any wrapper
 	if raw != nil {
 		raw.managed = true
+		sock = raw.Conn
 	}
 	if key.tls {
-		tc, err := t.handshake(ctx, conn, key.addr, trace)
+		tc, err := t.handshake(ctx, conn, key.addr, o)
 		if err != nil {
 			_ = conn.Close()
 			return nil, err
 		}
 		conn = tc
 	}
-	cc := &clientConn{t: t, key: key, conn: conn, raw: raw,
+	cc := &clientConn{t: t, key: key, conn: conn, raw: raw, peeker: newSocketPeeker(sock),
 		br: bufio.NewReaderSize(conn, 4096), bw: bufio.NewWriterSize(conn, 4096)}
-	if trace != nil && trace.GotConn != nil {
-		trace.GotConn(httptrace.GotConnInfo{Conn: conn})
+	if o != nil {
+		o.GotConn(conn, false)
 	}
 	return cc, nil
 }
 
-func (t *Transport) handshake(ctx context.Context, conn net.Conn, addr string, trace *httptrace.ClientTrace) (*tls.Conn, error) {
+func (t *Transport) handshake(ctx context.Context, conn net.Conn, addr string, o Observer) (*tls.Conn, error) {
 	conf := t.tlsConfig
 	if conf.ServerName == "" {
 		conf = conf.Clone()
@@ -333,8 +426,8 @@ func (t *Transport) handshake(ctx context.Context, conn net.Conn, addr string, t
 		conf.ServerName = host
 	}
 	tc := tls.Client(conn, conf)
-	if trace != nil && trace.TLSHandshakeStart != nil {
-		trace.TLSHandshakeStart()
+	if o != nil {
+		o.TLSHandshakeStart()
 	}
 	hctx := ctx
 	if t.tlsHandshakeTimeout > 0 {
@@ -343,8 +436,8 @@ func (t *Transport) handshake(ctx context.Context, conn net.Conn, addr string, t
 		defer cancel()
 	}
 	err := tc.HandshakeContext(hctx)
-	if trace != nil && trace.TLSHandshakeDone != nil {
-		trace.TLSHandshakeDone(tc.ConnectionState(), err)
+	if o != nil {
+		o.TLSHandshakeDone(err)
 	}
 	if err != nil {
 		if ctx.Err() == nil && hctx.Err() != nil {
@@ -478,7 +571,7 @@ func (t *Transport) Close() {
 }
 
 // roundTrip makes one exchange on cc, which the caller no longer holds.
-func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, trace *httptrace.ClientTrace) (*http.Response, error) {
+func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, o Observer) (*http.Response, error) {
 	// A cancelled request (visitor gone, request or per-try timeout)
 	// wakes any blocked read or write.
 	stop := context.AfterFunc(ctx, func() { _ = cc.conn.SetDeadline(aLongTimeAgo()) })
@@ -501,15 +594,15 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, trace *h
 		if req.Body == nil || req.Body == http.NoBody || !cc.responseWaiting() {
 			return fail(writeErr)
 		}
-	} else if trace != nil && trace.WroteRequest != nil {
-		trace.WroteRequest(httptrace.WroteRequestInfo{})
+	} else if o != nil {
+		o.WroteRequest()
 	}
 	if cc.t.responseHeaderTimeout > 0 {
 		if err := cc.conn.SetReadDeadline(time.Now().Add(cc.t.responseHeaderTimeout)); err != nil {
 			return fail(err)
 		}
 	}
-	res, err := cc.readResponse(req, trace)
+	res, err := cc.readResponse(req, o)
 	if err != nil {
 		return fail(err)
 	}
@@ -719,7 +812,7 @@ func (t *Transport) putCopyBuffer(b *[]byte) { t.buffers.Put(b) }
 
 // readResponse reads the status line and the header section, skipping
 // interim (1xx) responses other than 101.
-func (cc *clientConn) readResponse(req *http.Request, trace *httptrace.ClientTrace) (*http.Response, error) {
+func (cc *clientConn) readResponse(req *http.Request, o Observer) (*http.Response, error) {
 	first := true
 	budget := cc.t.maxHeaderBytes
 	for {
@@ -727,8 +820,8 @@ func (cc *clientConn) readResponse(req *http.Request, trace *httptrace.ClientTra
 			if _, err := cc.br.Peek(1); err != nil {
 				return nil, err
 			}
-			if trace != nil && trace.GotFirstResponseByte != nil {
-				trace.GotFirstResponseByte()
+			if o != nil {
+				o.GotFirstResponseByte()
 			}
 			first = false
 		}
@@ -740,8 +833,8 @@ func (cc *clientConn) readResponse(req *http.Request, trace *httptrace.ClientTra
 			// Interim responses share the header limit with the final
 			// one, so a target cannot send them for ever; one handed to
 			// Got1xxResponse is the hook's to limit, as with net/http.
-			if trace != nil && trace.Got1xxResponse != nil {
-				if err := trace.Got1xxResponse(res.StatusCode, textproto.MIMEHeader(res.Header)); err != nil {
+			if o != nil {
+				if err := got1xx(o, res.StatusCode, res.Header); err != nil {
 					return nil, err
 				}
 				budget = cc.t.maxHeaderBytes
@@ -831,7 +924,7 @@ func (u *upgradedConn) Read(p []byte) (int, error)  { return u.cc.br.Read(p) }
 func (u *upgradedConn) Write(p []byte) (int, error) { return u.cc.conn.Write(p) }
 func (u *upgradedConn) Close() error                { return u.cc.conn.Close() }
 
-// peekResult is what peekNoWait found on an idle socket.
+// peekResult is what a socketPeeker found on an idle socket.
 type peekResult uint8
 
 const (
