@@ -168,6 +168,13 @@ http {
             proxy_pass http://app;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            # The headers every reverse-proxy guide sets (gatewise and
+            # Caddy send them by default), so the upstream does the same
+            # work behind each proxy.
+            proxy_set_header Host $host;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
             # Buffers for large responses (the default is 8 of a memory
             # page: 1 MiB responses then take twice the time), and stream
             # what does not fit rather than spool it to a temporary file.
@@ -212,6 +219,8 @@ global
 defaults
     mode http
 %[9]s    option http-keep-alive
+    # X-Forwarded-For, as gatewise, nginx (set here) and Caddy send.
+    option forwardfor
     timeout connect 5s
     timeout client 300s
     timeout server 30s

@@ -318,13 +318,16 @@ Each proxy's choices, beyond its defaults:
   per-client-IP connection limit off (every client here is 127.0.0.1).
 - **nginx**: ` + "`worker_processes auto`" + ` (one per core), ` + "`reuseport`" + ` listeners,
   ` + "`keepalive 64`" + ` to the upstream with ` + "`proxy_http_version 1.1`" + ` and an empty
-  Connection header, ` + "`keepalive_requests`" + ` raised from its default of 1000
+  Connection header, the forwarding headers every guide sets (` + "`Host`" + `,
+  ` + "`X-Real-IP`" + `, ` + "`X-Forwarded-For`" + `, ` + "`X-Forwarded-Proto`" + `: gatewise and Caddy
+  send theirs by default, so the upstream parses as much behind each),
+  ` + "`keepalive_requests`" + ` raised from its default of 1000
   (which makes wrk reconnect every thousand requests, on both sides),
   ` + "`proxy_buffers 16 64k`" + ` (the default of 8 × 4 KiB halves its 1 MiB
   throughput here) and ` + "`proxy_max_temp_file_size 0`" + ` (a response beyond
   the buffers is streamed, not spooled to a temporary file), ` + "`worker_connections`" + ` and
   ` + "`worker_rlimit_nofile`" + ` for the idle connections.
-- **HAProxy**: ` + "`nbthread`" + ` = cores, ` + "`http-reuse always`" + ` (the default ` + "`safe`" + `
+- **HAProxy**: ` + "`nbthread`" + ` = cores, ` + "`option forwardfor`" + `, ` + "`http-reuse always`" + ` (the default ` + "`safe`" + `
   sends the first request of each client connection on a server connection
   of its own, so with ` + "`Connection: close`" + ` every request would open one;
   ` + "`always`" + ` shares idle server connections as nginx's and Go's pools do, and
