@@ -631,6 +631,37 @@ type stream struct {
 	err error
 }
 
+// endBuffered reports whether the current FCGI_STDOUT record is consumed
+// and the records buffered after it (empty FCGI_STDOUT, FCGI_STDERR) end
+// with a complete FCGI_END_REQUEST, so that next can reach the end of the
+// response without waiting for the connection.
+func (s *stream) endBuffered() bool {
+	if s.remaining != 0 || s.err != nil {
+		return false
+	}
+	buf, _ := s.br.Peek(s.br.Buffered())
+	for i := s.pad; len(buf)-i >= headerLen; {
+		h := buf[i : i+headerLen]
+		n := int(h[4])<<8 | int(h[5]) + int(h[6])
+		if h[0] != fcgiVersion || len(buf)-i-headerLen < n {
+			return false
+		}
+		switch h[1] {
+		case typeEndRequest:
+			return true
+		case typeStdout:
+			if h[4] != 0 || h[5] != 0 {
+				return false // more of the body
+			}
+		case typeStderr:
+		default:
+			return false
+		}
+		i += headerLen + n
+	}
+	return false
+}
+
 // cleanEnd reports whether the request ended with FCGI_REQUEST_COMPLETE.
 func (s *stream) cleanEnd() bool { return s.ended && s.protoStatus == statusRequestComplete }
 
@@ -776,10 +807,26 @@ func (b *responseBody) Read(p []byte) (int, error) {
 		return 0, b.result
 	}
 	n, err := b.br.Read(p)
+	s := b.a.stream
 	if err == nil {
+		if n > 0 && b.br.Buffered() == 0 && s.endBuffered() {
+			// The rest of the response, FCGI_END_REQUEST included, is in
+			// memory already: end it now, so the connection is free
+			// before the visitor has this response and sends the next
+			// request (which would otherwise find no idle connection and
+			// dial a new one).
+			if err := s.next(); err != nil {
+				s.err = err
+			}
+			if s.err == io.EOF && s.ended {
+				b.done = true
+				b.a.finish(s.cleanEnd())
+				b.result = io.EOF
+				return n, io.EOF
+			}
+		}
 		return n, nil
 	}
-	s := b.a.stream
 	b.done = true
 	switch {
 	case err == io.EOF && s.ended:
