@@ -19,6 +19,9 @@ var (
 	// ErrTooManyHeaders means the request had more header fields than
 	// RequestLimits.MaxHeaderCount (cause request_header_too_large).
 	ErrTooManyHeaders = errors.New("too many request header fields")
+	// ErrHeaderTooLarge means the request's header section was larger
+	// than RequestLimits.MaxHeaderBytes (cause request_header_too_large).
+	ErrHeaderTooLarge = errors.New("request header section too large")
 	// ErrURITooLong means the request target was longer than
 	// RequestLimits.MaxURIBytes (cause uri_too_long).
 	ErrURITooLong = errors.New("request target too long")
@@ -33,6 +36,12 @@ var (
 
 // RequestLimits bound one request. The zero value sets no limit.
 type RequestLimits struct {
+	// MaxHeaderBytes is the largest request header section accepted,
+	// counted as HTTP/1.1 sends it (the request line, each field's name,
+	// value and separators, Host). 0: no limit (config:
+	// limits.request_header_bytes, default 64KiB; the HTTP server stops
+	// reading at twice that, see HeaderReadCap).
+	MaxHeaderBytes int64
 	// MaxHeaderCount is the most request header fields accepted; each
 	// value of a repeated field counts, Host does not. 0: no limit
 	// (config: limits.max_header_count, default 100).
@@ -65,6 +74,11 @@ func CheckRequest(r *http.Request, l RequestLimits) *cause.Error {
 			return cause.New(cause.URITooLong, "", fmt.Errorf("%w: %d bytes, limit %d", ErrURITooLong, n, l.MaxURIBytes))
 		}
 	}
+	if l.MaxHeaderBytes > 0 {
+		if n := headerBytes(r); n > l.MaxHeaderBytes {
+			return cause.New(cause.RequestHeaderTooLarge, "too large", fmt.Errorf("%w: %d bytes, limit %d", ErrHeaderTooLarge, n, l.MaxHeaderBytes))
+		}
+	}
 	if l.MaxHeaderCount > 0 {
 		n := 0
 		for _, vs := range r.Header {
@@ -78,6 +92,31 @@ func CheckRequest(r *http.Request, l RequestLimits) *cause.Error {
 		return cause.New(cause.RequestBodyTooLarge, "announced", fmt.Errorf("%w: Content-Length %d, limit %d", ErrBodyTooLarge, r.ContentLength, l.MaxBodyBytes))
 	}
 	return nil
+}
+
+// HeaderReadCap returns the header size at which the HTTP server itself
+// stops reading a request (http.Server.MaxHeaderBytes) for a limit of
+// maxHeaderBytes: twice the limit, so that a request over the limit but
+// under the cap reaches the gateway's handler and gets its 431 page with
+// the cause, and one far over it still costs no more than the cap to
+// refuse (with net/http's bare 431).
+func HeaderReadCap(maxHeaderBytes int64) int {
+	return int(min(2*maxHeaderBytes, 1<<30))
+}
+
+// headerBytes is the size of r's header section as HTTP/1.1 sends it.
+func headerBytes(r *http.Request) int64 {
+	uri := r.RequestURI
+	if uri == "" && r.URL != nil {
+		uri = r.URL.RequestURI()
+	}
+	n := len(r.Method) + 1 + len(uri) + len(" HTTP/1.1\r\n") + len("Host: \r\n") + len(r.Host) + 2
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + 2 + len(v) + 2
+		}
+	}
+	return int64(n)
 }
 
 // LimitBody wraps r.Body so that reading more than l.MaxBodyBytes fails

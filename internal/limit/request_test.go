@@ -49,6 +49,12 @@ func TestCheckRequest(t *testing.T) {
 		{desc: "absolute form (to a proxy) counts as sent", uri: "http://example.com/abc", limits: limits, want: cause.URITooLong, wantErr: ErrURITooLong},
 		{desc: "too many header fields", uri: "/", header: withHeaders(4, false), limits: limits, want: cause.RequestHeaderTooLarge, wantErr: ErrTooManyHeaders, wantNote: "too many fields"},
 		{desc: "each value of a repeated field counts", uri: "/", header: withHeaders(4, true), limits: limits, want: cause.RequestHeaderTooLarge, wantErr: ErrTooManyHeaders, wantNote: "too many fields"},
+		// "POST / HTTP/1.1\r\n", "Host: example.com\r\n" and the final CRLF are
+		// 38 bytes; "X-Big: " + value + CRLF is 9 more than the value.
+		{desc: "header section at its size limit", uri: "/", header: http.Header{"X-Big": {strings.Repeat("a", 53)}},
+			limits: RequestLimits{MaxHeaderBytes: 100}},
+		{desc: "header section over its size limit", uri: "/", header: http.Header{"X-Big": {strings.Repeat("a", 54)}},
+			limits: RequestLimits{MaxHeaderBytes: 100}, want: cause.RequestHeaderTooLarge, wantErr: ErrHeaderTooLarge, wantNote: "too large"},
 		{desc: "announced body over the limit", uri: "/", length: 101, limits: limits, want: cause.RequestBodyTooLarge, wantErr: ErrBodyTooLarge, wantNote: "announced"},
 		{desc: "URI checked first", uri: "/" + strings.Repeat("a", 30), header: withHeaders(10, false), length: 1000, limits: limits, want: cause.URITooLong, wantErr: ErrURITooLong},
 	}

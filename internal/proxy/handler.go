@@ -107,7 +107,7 @@ func New(opts Options) (*Handler, error) {
 	}
 	l := cfg.Limits
 	h.admit = admission{
-		request: limit.RequestLimits{MaxHeaderCount: l.MaxHeaderCount, MaxURIBytes: int64(l.MaxURIBytes),
+		request: limit.RequestLimits{MaxHeaderBytes: int64(l.RequestHeaderBytes), MaxHeaderCount: l.MaxHeaderCount, MaxURIBytes: int64(l.MaxURIBytes),
 			MaxBodyBytes: int64(l.MaxBodyBytes), BodyReadTimeout: l.BodyReadTimeout.Duration},
 		memory: opts.Memory,
 		bursts: newBurstLog(10*time.Second, h.now),

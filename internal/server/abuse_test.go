@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -390,4 +391,62 @@ func rejectedMetric(t *testing.T, gw *gateway, reason string) int {
 		t.Fatalf("metric value %q: %v", m[1], err)
 	}
 	return n
+}
+
+// TestRequestHeaderLimits checks the answers to oversized request header
+// sections: over limits.request_header_bytes (64KiB) or
+// limits.max_header_count (100), the gateway's 431 with the cause; far over
+// the size (past twice the limit, where the HTTP server stops reading), the
+// server's bare 431. The upstream sees none of them.
+func TestRequestHeaderLimits(t *testing.T) {
+	t.Parallel()
+	var reached atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached.Add(1)
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(up.Close)
+	g := startGateway(t, oneTargetConfig(up.URL))
+	many := http.Header{}
+	for i := range 101 {
+		many.Set(fmt.Sprintf("X-Field-%d", i), "1")
+	}
+	for _, tc := range []struct {
+		desc        string
+		header      http.Header
+		status      int
+		proxyStatus string // "" for none
+	}{
+		{"a 60KB cookie passes", http.Header{"Cookie": {"big=" + strings.Repeat("a", 60<<10)}}, 200, ""},
+		{"101 fields", many, 431, `details="request_header_too_large: too many fields"`},
+		{"a 100KB cookie: the gateway's page", http.Header{"Cookie": {"big=" + strings.Repeat("a", 100<<10)}}, 431, `details="request_header_too_large: too large"`},
+		{"a 200KB cookie: the server's bare 431", http.Header{"Cookie": {"big=" + strings.Repeat("a", 200<<10)}}, 431, ""},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			before := reached.Load()
+			req, err := http.NewRequest(http.MethodGet, g.url+"/", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range tc.header {
+				req.Header[k] = v
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d", res.StatusCode, tc.status)
+			}
+			ps := res.Header.Get("Proxy-Status")
+			if (tc.proxyStatus == "") != (ps == "") || !strings.Contains(ps, tc.proxyStatus) {
+				t.Errorf("Proxy-Status %q, want %q", ps, tc.proxyStatus)
+			}
+			if wantReached := tc.status == 200; (reached.Load() > before) != wantReached {
+				t.Errorf("upstream reached: %v, want %v", reached.Load() > before, wantReached)
+			}
+		})
+	}
 }

@@ -216,8 +216,10 @@ func (s *Server) Start() error {
 			Handler:           s,
 			ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout.Duration,
 			IdleTimeout:       cfg.Limits.ClientIdleTimeout.Duration,
-			MaxHeaderBytes:    int(cfg.Limits.RequestHeaderBytes),
-			ErrorLog:          errLog,
+			// The handler answers requests over the limit with the
+			// 431 page and its cause; net/http stops reading at the cap.
+			MaxHeaderBytes: limit.HeaderReadCap(int64(cfg.Limits.RequestHeaderBytes)),
+			ErrorLog:       errLog,
 		}
 		if l.TLS != nil {
 			addr := l.Address
