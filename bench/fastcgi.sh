@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# bench/fastcgi.sh serves hello.php from one php-fpm pool through nginx
+# (fastcgi_pass, FastCGI keep-alive) and through gatewise (a
+# fastcgi+unix:// target), side by side in one run with wrk
+# (bench/fastcgi/), and writes docs/fastcgi-bench.md: requests/s, p50,
+# p99 and the CPU time per request of each proxy.
+#
+# Usage:
+#   bash bench/fastcgi.sh                       10s of load per proxy
+#   bash bench/fastcgi.sh --duration 5s         a quick run
+#   bash bench/fastcgi.sh --gatewise BIN        use this gatewise binary instead of building one
+#   bash bench/fastcgi.sh --conns 16 --out ''   more connections, no report page
+#
+# Options: --duration D, --warmup D, --conns N (wrk connections),
+# --children N (php-fpm's pm.max_children), --runs LIST (nginx, gatewise),
+# --gatewise BIN, --out FILE (default docs/fastcgi-bench.md; '' for none),
+# and --keep (keep the work directory's binaries).
+#
+# As root on Debian or Ubuntu, nginx, wrk and php8.2-fpm are installed
+# with apt-get when missing; as another user the script prints the install
+# line and exits 1.
+set -euo pipefail
+
+start_dir=$PWD
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+script=bench/fastcgi.sh
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
+
+duration=10s
+warmup=2s
+conns=8
+children=4
+runs=nginx,gatewise
+gatewise_bin=""
+out=$root/docs/fastcgi-bench.md
+keep=0
+while (($# > 0)); do
+	case $1 in
+	--duration | --warmup | --conns | --children | --runs | --gatewise | --out)
+		(($# >= 2)) || fail "$1 needs a value"
+		opt=$1
+		val=$2
+		shift 2
+		;;
+	--*=*)
+		opt=${1%%=*}
+		val=${1#*=}
+		shift
+		;;
+	--keep)
+		keep=1
+		shift
+		continue
+		;;
+	-h | --help)
+		sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
+		exit 0
+		;;
+	*) fail "unknown argument $1 (see --help)" ;;
+	esac
+	case $opt in
+	--duration) duration=$val ;;
+	--warmup) warmup=$val ;;
+	--conns) conns=$val ;;
+	--children) children=$val ;;
+	--runs) runs=$val ;;
+	--gatewise) gatewise_bin=$val ;;
+	--out) out=$val ;;
+	*) fail "unknown option $opt (see --help)" ;;
+	esac
+done
+
+# Paths given relative to where the script was started from.
+if [[ -n $gatewise_bin && $gatewise_bin != /* ]]; then gatewise_bin=$start_dir/$gatewise_bin; fi
+if [[ -n $out && $out != /* ]]; then out=$start_dir/$out; fi
+
+missing=()
+have wrk || missing+=(wrk)
+have php-fpm8.2 || missing+=(php8.2-fpm)
+if [[ ,$runs, == *,nginx,* ]] && ! have nginx; then missing+=(nginx); fi
+if ((${#missing[@]} > 0)); then
+	install=(env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}")
+	if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+		{
+			echo "bench/fastcgi.sh: missing: ${missing[*]}"
+			echo "Install them (Debian 12 or Ubuntu), then run bench/fastcgi.sh again:"
+			echo "  sudo apt-get update && sudo ${install[*]}"
+		} >&2
+		exit 1
+	fi
+	echo "==> installing ${missing[*]}"
+	apt-get update
+	"${install[@]}" || fail "apt-get install ${missing[*]} failed"
+	# The packages start their own services and enable them; the benchmark
+	# runs its own instances, so stop them when systemd runs them.
+	if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+		systemctl stop nginx php8.2-fpm >/dev/null 2>&1 || true
+	fi
+fi
+
+need_go
+
+make_workdir fastcgi
+
+gatewise_note=""
+if [[ -n $gatewise_bin ]]; then
+	gatewise_note="binary $gatewise_bin given with --gatewise"
+elif [[ ,$runs, == *,gatewise,* ]]; then
+	build_gatewise
+fi
+echo "==> go build ./bench/fastcgi"
+go build -o "$tmp/bin/fastcgi" ./bench/fastcgi || fail "building bench/fastcgi failed"
+
+echo "==> fastcgi: hello.php, wrk -c$conns for $duration per proxy after $warmup of warm-up; $runs"
+ran=1
+set +e
+"$tmp/bin/fastcgi" -gatewise "$gatewise_bin" -duration "$duration" -warmup "$warmup" -conns "$conns" \
+	-children "$children" -runs "$runs" -dir "$tmp" -out "$out" -repo "$root" -gatewise-note "$gatewise_note"
+status=$?
+set -e
+echo "work directory (configs, logs, results.json): $tmp"
+exit "$status"
