@@ -137,8 +137,9 @@ type Limits struct {
 	// (a load balancer or CDN in front) are exempt. Default: 256; 0 means
 	// no limit.
 	MaxConnsPerIP *int `yaml:"max_conns_per_ip"`
-	// MaxConns is the most client connections each listener holds open at
-	// once. Default: 10000; 0 means no limit.
+	// MaxConns is the most client connections the gateway holds open at
+	// once, over all its listeners together. Default: 10000; 0 means no
+	// limit.
 	MaxConns *int `yaml:"max_conns"`
 	// MemoryLimit stops admitting new requests (503, cause
 	// memory_pressure) while the gateway process's resident memory is

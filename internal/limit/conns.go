@@ -49,19 +49,14 @@ func LimitListener(ln net.Listener, maxConns, maxPerIP int, onReject func(ip net
 // (a load balancer or CDN), whose connections carry many clients each.
 // They still count toward maxConns.
 func LimitListenerExempt(ln net.Listener, maxConns, maxPerIP int, exempt []netip.Prefix, onReject func(ip netip.Addr, reason string)) net.Listener {
-	return &limitListener{
-		Listener: ln,
-		maxConns: maxConns,
-		maxPerIP: maxPerIP,
-		exempt:   exempt,
-		onReject: onReject,
-		perIP:    make(map[netip.Addr]int),
-	}
+	return NewConnLimits(maxConns, maxPerIP, exempt, onReject).Listener(ln)
 }
 
-// limitListener counts the open connections it accepted.
-type limitListener struct {
-	net.Listener
+// ConnLimits counts the open connections of several listeners together, so
+// that maxConns bounds them all: a gateway on :80 and :443 holds at most
+// maxConns connections, not that many per port. Its zero value is not
+// usable; make one with NewConnLimits.
+type ConnLimits struct {
 	maxConns int
 	maxPerIP int
 	exempt   []netip.Prefix
@@ -72,11 +67,31 @@ type limitListener struct {
 	perIP map[netip.Addr]int // by group (ipGroup); entries at zero are removed
 }
 
+// NewConnLimits returns the shared limits of LimitListenerExempt: at most
+// maxConns connections over all the listeners it wraps (0: no limit) and
+// maxPerIP per client IP (0: no limit; not for the addresses in exempt).
+func NewConnLimits(maxConns, maxPerIP int, exempt []netip.Prefix, onReject func(ip netip.Addr, reason string)) *ConnLimits {
+	return &ConnLimits{maxConns: maxConns, maxPerIP: maxPerIP, exempt: exempt, onReject: onReject, perIP: make(map[netip.Addr]int)}
+}
+
+// Listener wraps ln in the limits, as LimitListener describes; every
+// listener it wraps shares the counts.
+func (l *ConnLimits) Listener(ln net.Listener) net.Listener {
+	return &limitListener{Listener: ln, l: l}
+}
+
+// limitListener is a listener whose connections count in l.
+type limitListener struct {
+	net.Listener
+	l *ConnLimits
+}
+
 // Accept returns the next connection within the limits, closing the ones
 // over them as they come.
-func (l *limitListener) Accept() (net.Conn, error) {
+func (ll *limitListener) Accept() (net.Conn, error) {
+	l := ll.l
 	for {
-		c, err := l.Listener.Accept()
+		c, err := ll.Listener.Accept()
 		if err != nil {
 			return nil, err
 		}
@@ -105,7 +120,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 // acquire takes a slot for a connection from group (counted against the
 // per-IP limit only when counted) and returns "", or the reason there is
 // none.
-func (l *limitListener) acquire(group netip.Addr, counted bool) string {
+func (l *ConnLimits) acquire(group netip.Addr, counted bool) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.maxConns > 0 && l.total >= l.maxConns {
@@ -122,7 +137,7 @@ func (l *limitListener) acquire(group netip.Addr, counted bool) string {
 }
 
 // release gives back the slots acquire took.
-func (l *limitListener) release(group netip.Addr, counted bool) {
+func (l *ConnLimits) release(group netip.Addr, counted bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.total--

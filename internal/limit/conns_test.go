@@ -500,7 +500,7 @@ func TestLimitListenerChurn(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	l := ln.(*limitListener)
+	l := ln.(*limitListener).l
 	deadline := time.Now().Add(connTestTimeout)
 	for {
 		l.mu.Lock()
@@ -557,5 +557,76 @@ func TestLimitListenerExempt(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatalf("connection %d from an exempt address was not accepted (per-IP limit 1)", i+1)
 		}
+	}
+}
+
+// TestConnLimitsShared checks that two listeners wrapped by one ConnLimits
+// share its max_conns: with a limit of 2, a connection to each listener
+// takes both slots, and a third to either is refused until one closes.
+func TestConnLimitsShared(t *testing.T) {
+	t.Parallel()
+	var rejected atomic.Int64
+	lim := NewConnLimits(2, 0, nil, func(netip.Addr, string) { rejected.Add(1) })
+	var lns []net.Listener
+	for range 2 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wrapped := lim.Listener(ln)
+		t.Cleanup(func() { _ = wrapped.Close() })
+		lns = append(lns, wrapped)
+		go func() {
+			for {
+				c, err := wrapped.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					_, _ = io.Copy(io.Discard, c) // until the client closes
+					_ = c.Close()
+				}()
+			}
+		}()
+	}
+	dial := func(ln net.Listener) net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	taken := func() int {
+		lim.mu.Lock()
+		defer lim.mu.Unlock()
+		return lim.total
+	}
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(connTestTimeout); !cond(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	a, b := dial(lns[0]), dial(lns[1])
+	defer a.Close()
+	waitUntil("both slots taken", func() bool { return taken() == 2 })
+	third := dial(lns[0])
+	waitUntil("the third connection refused", func() bool { return rejected.Load() == 1 })
+	// The refused connection was reset: a read ends at once.
+	_ = third.SetReadDeadline(time.Now().Add(connTestTimeout))
+	if _, err := third.Read(make([]byte, 1)); err == nil {
+		t.Errorf("read on the refused connection succeeded")
+	}
+	_ = third.Close()
+	_ = b.Close()
+	waitUntil("the closed connection's slot freed", func() bool { return taken() == 1 })
+	c := dial(lns[1])
+	defer c.Close()
+	waitUntil("the new connection counted", func() bool { return taken() == 2 })
+	if got := rejected.Load(); got != 1 {
+		t.Errorf("rejected %d, want 1", got)
 	}
 }

@@ -203,6 +203,8 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("forwarding.trusted_proxies: %w", err)
 	}
+	// One count for every listener: limits.max_conns bounds them all.
+	conns := limit.NewConnLimits(maxConns, maxPerIP, trusted, s.rejectConn)
 	for _, l := range cfg.Listeners {
 		ln, err := net.Listen("tcp", l.Address)
 		if err != nil {
@@ -210,7 +212,7 @@ func (s *Server) Start() error {
 			return fmt.Errorf("listen on %s: %w", l.Address, err)
 		}
 		if maxConns > 0 || maxPerIP > 0 {
-			ln = limit.LimitListenerExempt(ln, maxConns, maxPerIP, trusted, s.rejectConn)
+			ln = conns.Listener(ln)
 		}
 		srv := &http.Server{
 			Handler:           s,
