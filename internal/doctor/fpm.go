@@ -15,6 +15,7 @@ import (
 // the status request waits in the listen queue until the check's time is
 // up, which is itself the finding.
 func (e *env) fpm(ctx context.Context, addr, statusPath string) []Finding {
+	addr = fpmAddress(addr)
 	start := time.Now()
 	conn, err := dial(ctx, addr)
 	if err != nil {
@@ -49,9 +50,12 @@ func (e *env) fpm(ctx context.Context, addr, statusPath string) []Finding {
 			[]string{err.Error()},
 			"Set pm.status_path = "+statusPath+" in the pool's config (and reload php-fpm), or give doctor the pool's path with --fpm-status, so doctor can see how busy the pool is.")}
 	}
+	// The worker serving the status page counts as active: it is free
+	// again as soon as it has answered.
+	active, idle := max(0, st.ActiveProcesses-1), st.IdleProcesses+min(1, st.ActiveProcesses)
 	ev := []string{
 		fmt.Sprintf("pool %s (pm = %s), up %s, accepted %d connections", st.Pool, st.ProcessManager, (time.Duration(st.StartSince) * time.Second).String(), st.AcceptedConn),
-		fmt.Sprintf("processes: %d active, %d idle, %d total; at most %d active at once", st.ActiveProcesses, st.IdleProcesses, st.TotalProcesses, st.MaxActiveProcesses),
+		fmt.Sprintf("processes: %d active, %d idle, %d total, not counting the one serving this status page; at most %d active at once", active, idle, st.TotalProcesses, st.MaxActiveProcesses),
 		fmt.Sprintf("listen queue: %d now (at most %d) of %d", st.ListenQueue, st.MaxListenQueue, st.ListenQueueLen),
 		fmt.Sprintf("max children reached: %d times; slow requests: %d", st.MaxChildrenReached, st.SlowRequests),
 		fmt.Sprintf("status page answered in %s", ms(took)),
@@ -66,12 +70,12 @@ func (e *env) fpm(ctx context.Context, addr, statusPath string) []Finding {
 		f := newFinding(StatusWarn, weightFPM-20, fmt.Sprintf("pool %s has been full: pm.max_children reached %d times, up to %d connections queued", st.Pool, st.MaxChildrenReached, st.MaxListenQueue), ev, exhausted.Owner)
 		f.Cause = string(cause.FPMPoolExhausted)
 		return []Finding{f}
-	case st.IdleProcesses == 0 && st.ProcessManager != "ondemand":
-		f := newFinding(StatusWarn, weightFPM-20, fmt.Sprintf("pool %s has no idle worker right now (%d active)", st.Pool, st.ActiveProcesses), ev, exhausted.Owner)
+	case idle == 0 && st.ProcessManager != "ondemand":
+		f := newFinding(StatusWarn, weightFPM-20, fmt.Sprintf("pool %s has no idle worker right now (%d active)", st.Pool, active), ev, exhausted.Owner)
 		f.Cause = string(cause.FPMPoolExhausted)
 		return []Finding{f}
 	}
-	return []Finding{ok(fmt.Sprintf("pool %s: %d active, %d idle", st.Pool, st.ActiveProcesses, st.IdleProcesses), ev...)}
+	return []Finding{ok(fmt.Sprintf("pool %s: %d active, %d idle", st.Pool, active, idle), ev...)}
 }
 
 // fpmFail builds a failed PHP-FPM finding from its cause.
