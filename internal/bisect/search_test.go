@@ -9,10 +9,10 @@ import (
 	"testing"
 )
 
-// site is a fake site for the search: it fails when every item of one of
+// fakeSite is a fake site for the search: it fails when every item of one of
 // its culprit sets is enabled, or always when broken; flaky items make a
 // state flaky.
-type site struct {
+type fakeSite struct {
 	culprits [][]int
 	broken   bool
 	flaky    []int
@@ -20,7 +20,7 @@ type site struct {
 	steps    []Step
 }
 
-func (s *site) test(t *testing.T) Test {
+func (s *fakeSite) test(t *testing.T) Test {
 	return func(_ context.Context, step Step) (Outcome, error) {
 		t.Helper()
 		k := keyOf(step.Enabled)
@@ -71,7 +71,7 @@ func TestSearchOneCulprit(t *testing.T) {
 	worst := map[int]int{}
 	for n := 1; n <= 40; n++ {
 		for c := range n {
-			s := &site{culprits: [][]int{{c}}}
+			s := &fakeSite{culprits: [][]int{{c}}}
 			res, err := Search(context.Background(), n, s.test(t), SearchOptions{})
 			if err != nil {
 				t.Fatalf("n=%d culprit %d: %v", n, c, err)
@@ -99,7 +99,7 @@ func TestSearchPairs(t *testing.T) {
 	for n := 2; n <= 12; n++ {
 		for a := range n {
 			for b := a + 1; b < n; b++ {
-				s := &site{culprits: [][]int{{a, b}}}
+				s := &fakeSite{culprits: [][]int{{a, b}}}
 				res, err := Search(context.Background(), n, s.test(t), SearchOptions{MaxProbes: 200})
 				if err != nil {
 					t.Fatal(err)
@@ -119,7 +119,7 @@ func TestSearchCases(t *testing.T) {
 	for _, tc := range []struct {
 		desc         string
 		n            int
-		site         site
+		site         fakeSite
 		max          int
 		want         Verdict
 		wantCulprits [][]int
@@ -127,14 +127,14 @@ func TestSearchCases(t *testing.T) {
 		wantProbes   int // 0: not checked
 	}{
 		{desc: "no failure with every item enabled", n: 8, want: VerdictNoFailure, wantProbes: 1},
-		{desc: "fails with every item disabled", n: 8, site: site{broken: true}, want: VerdictNotAPlugin, wantProbes: 2},
-		{desc: "flaky with every item enabled", n: 8, site: site{culprits: [][]int{{3}}, flaky: []int{5}}, want: VerdictFlaky, wantSuspects: []int{0, 1, 2, 3, 4, 5, 6, 7}, wantProbes: 1},
-		{desc: "two independent culprits", n: 8, site: site{culprits: [][]int{{1}, {6}}}, want: VerdictFound, wantCulprits: [][]int{{1}, {6}}},
-		{desc: "a triple", n: 10, site: site{culprits: [][]int{{0, 4, 9}}}, max: 200, want: VerdictFound, wantCulprits: [][]int{{0, 4, 9}}},
-		{desc: "a culprit and a pair", n: 10, site: site{culprits: [][]int{{2}, {5, 8}}}, max: 200, want: VerdictFound, wantCulprits: [][]int{{2}, {5, 8}}},
-		{desc: "every item is needed", n: 3, site: site{culprits: [][]int{{0, 1, 2}}}, want: VerdictFound, wantCulprits: [][]int{{0, 1, 2}}},
-		{desc: "one item", n: 1, site: site{culprits: [][]int{{0}}}, want: VerdictFound, wantCulprits: [][]int{{0}}, wantProbes: 2},
-		{desc: "the cap stops ddmin", n: 32, site: site{culprits: [][]int{{3, 29}}}, max: 10, want: VerdictGaveUp, wantProbes: 10},
+		{desc: "fails with every item disabled", n: 8, site: fakeSite{broken: true}, want: VerdictNotAPlugin, wantProbes: 2},
+		{desc: "flaky with every item enabled", n: 8, site: fakeSite{culprits: [][]int{{3}}, flaky: []int{5}}, want: VerdictFlaky, wantSuspects: []int{0, 1, 2, 3, 4, 5, 6, 7}, wantProbes: 1},
+		{desc: "two independent culprits", n: 8, site: fakeSite{culprits: [][]int{{1}, {6}}}, want: VerdictFound, wantCulprits: [][]int{{1}, {6}}},
+		{desc: "a triple", n: 10, site: fakeSite{culprits: [][]int{{0, 4, 9}}}, max: 200, want: VerdictFound, wantCulprits: [][]int{{0, 4, 9}}},
+		{desc: "a culprit and a pair", n: 10, site: fakeSite{culprits: [][]int{{2}, {5, 8}}}, max: 200, want: VerdictFound, wantCulprits: [][]int{{2}, {5, 8}}},
+		{desc: "every item is needed", n: 3, site: fakeSite{culprits: [][]int{{0, 1, 2}}}, want: VerdictFound, wantCulprits: [][]int{{0, 1, 2}}},
+		{desc: "one item", n: 1, site: fakeSite{culprits: [][]int{{0}}}, want: VerdictFound, wantCulprits: [][]int{{0}}, wantProbes: 2},
+		{desc: "the cap stops ddmin", n: 32, site: fakeSite{culprits: [][]int{{3, 29}}}, max: 10, want: VerdictGaveUp, wantProbes: 10},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			t.Parallel()
