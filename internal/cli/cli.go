@@ -51,6 +51,7 @@ func commands() map[string]command {
 		"causes": {summary: "list the cause taxonomy", run: runCauses},
 		"logs":   {summary: "read servers' logs and say why the 502s happened", run: runLogs},
 		"check":  {summary: "is it me or the site? check a URL and say which hop fails", run: runCheck},
+		"doctor": {summary: "run the owner's checklist after a 502 and write a support report", run: runDoctor},
 	}
 }
 
@@ -87,6 +88,11 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitUsage
 	case errors.Is(err, errSilentFailure):
 		return ExitFailure
+	case errors.As(err, new(exitCode)):
+		// The command printed its result and chose its exit code.
+		var code exitCode
+		errors.As(err, &code)
+		return int(code)
 	default:
 		fmt.Fprintf(stderr, "gatewise %s: %s\n", args[0], oneLine(err.Error()))
 		return ExitFailure
