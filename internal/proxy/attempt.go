@@ -154,13 +154,18 @@ func (t *attemptTransport) attempt(req *http.Request, rec *obs.Record, target *u
 	if h.metrics != nil {
 		h.metrics.ObserveAttempt(t.pool.Name, target.Addr)
 	}
-	ctx, cancel := context.WithCancelCause(req.Context())
+	observed, direct := t.pool.Transport.(observedRoundTripper)
+	// The attempt's own context, cancelled by its per-try timeout and
+	// when its response body is closed. The gateway's HTTP/1.1 transport
+	// needs none without a per-try timeout: it follows the request's
+	// context itself and releases the connection when the body ends.
+	own := !direct || t.retry.PerTryTimeout.Duration > 0
+	ctx, cancel := attemptContext(req.Context(), own)
 	var timer *time.Timer
 	if d := t.retry.PerTryTimeout.Duration; d > 0 {
 		timer = time.AfterFunc(d, func() { cancel(errPerTryTimeout) })
 	}
 	tr := newAttemptTrace(h.now)
-	observed, direct := t.pool.Transport.(observedRoundTripper)
 	var out *http.Request
 	if direct {
 		out = req.WithContext(ctx)
@@ -227,6 +232,9 @@ func (t *attemptTransport) attempt(req *http.Request, rec *obs.Record, target *u
 			slog.String("pool", t.pool.Name), slog.String("upstream", target.Addr), slog.Duration("idle_timeout", d),
 			slog.Duration("retire_after", target.Idle.RetireAfter()))
 	}
+	if !own {
+		return res, nil
+	}
 	// The attempt's context lives as long as the response body. An
 	// upgraded connection's body is an io.ReadWriteCloser (the reverse
 	// proxy writes to it), so its wrapper keeps Write.
@@ -237,6 +245,16 @@ func (t *attemptTransport) attempt(req *http.Request, rec *obs.Record, target *u
 		res.Body = &cancelOnClose{ReadCloser: res.Body, cancel: stop}
 	}
 	return res, nil
+}
+
+// attemptContext returns an attempt's context: a child of parent that its
+// cancel func ends when own, else parent itself with a cancel func that
+// does nothing.
+func attemptContext(parent context.Context, own bool) (context.Context, context.CancelCauseFunc) {
+	if !own {
+		return parent, func(error) {}
+	}
+	return context.WithCancelCause(parent)
 }
 
 // retryDenied returns why a failed attempt may not be retried, or "" when
