@@ -23,7 +23,7 @@ const maxStats = 1000
 func (e *env) memcached(ctx context.Context, addr string) []Finding {
 	conn, err := dial(ctx, addr)
 	if err != nil {
-		return []Finding{depFail("memcached "+connectProblem(err, "memcached"), memcachedDownFix)}
+		return []Finding{depFail("cannot connect: "+connectProblem(err, "memcached"), memcachedDownFix)}
 	}
 	defer conn.Close()
 	r := bufio.NewReader(conn)

@@ -158,7 +158,7 @@ func (e *env) mysql(ctx context.Context, dsn string) []Finding {
 	cfg := t.cfg
 	g, err := readGreeting(ctx, cfg.Net, cfg.Addr)
 	if err != nil {
-		return []Finding{depFail("mysql "+connectProblem(err, "MySQL"), mysqlDownFix)}
+		return []Finding{depFail("cannot connect: "+connectProblem(err, "MySQL"), mysqlDownFix)}
 	}
 	if g.errNum != 0 {
 		return []Finding{mysqlErrorFinding(g.errNum, g.errMsg, "handshake", cfg.User)}

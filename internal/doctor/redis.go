@@ -149,7 +149,7 @@ func (e *env) redis(ctx context.Context, target string) []Finding {
 	}
 	conn, err := dial(ctx, addr)
 	if err != nil {
-		return []Finding{depFail("redis "+connectProblem(err, "Redis"), redisDownFix)}
+		return []Finding{depFail("cannot connect: "+connectProblem(err, "Redis"), redisDownFix)}
 	}
 	defer conn.Close()
 	r := bufio.NewReader(conn)
