@@ -122,11 +122,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		o, summary, detail := summarize(results)
 		seen[keyOf(step.Enabled)] = detail
-		fmt.Fprintf(log, "step %d of %s %d: %s: %s", step.Number, map[bool]string{true: "at most", false: "about"}[step.EstimateIsCap], step.Estimate, describeState(cfg.Items, step), summary)
-		if step.Phase != PhaseAllEnabled && step.Phase != PhaseAllDisabled {
-			fmt.Fprintf(log, "; suspects before: %s", names(cfg.Items, step.Suspects, 8))
+		about := "about"
+		if step.EstimateIsCap {
+			about = "at most"
 		}
-		fmt.Fprintln(log)
+		line := fmt.Sprintf("step %d of %s %d: %s: %s", step.Number, about, step.Estimate, describeState(cfg.Items, step), summary)
+		if step.Phase != PhaseAllEnabled && step.Phase != PhaseAllDisabled {
+			line += "; suspects before: " + names(cfg.Items, step.Suspects, 8)
+		}
+		fmt.Fprintln(log, line) // one write per line: the CLI prefixes each
 		if step.Phase == PhaseConfirm && o == Pass {
 			fmt.Fprintln(log, "no single plugin explains the failure: delta debugging (ddmin) for the plugins that fail only together")
 		}
@@ -152,11 +156,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	switch {
 	case rerr != nil:
 		rep.Journal = cfg.JournalPath
-		fmt.Fprintf(log, "NOT RESTORED: %v\n", rerr)
+		fmt.Fprintf(log, "NOT RESTORED: %s\n", strings.Join(strings.Fields(rerr.Error()), " "))
 	case len(enabled) == 0:
 		fmt.Fprintln(log, "restored: nothing was left disabled")
 	default:
-		fmt.Fprintf(log, "restored: the %s disabled during the bisect enabled again; journal removed\n", plural(len(enabled), "plugin is", "plugins are"))
+		fmt.Fprintf(log, "restored: %s disabled during the bisect enabled again; journal removed\n", plural(len(enabled), "plugin", "plugins"))
 	}
 	if serr != nil || rerr != nil {
 		if rerr != nil {
@@ -167,7 +171,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			if rerr != nil {
 				what = "not restored"
 			}
-			serr = fmt.Errorf("stopped after %d probes (site %s): %w", res.Probes, what, serr)
+			if errors.Is(serr, context.Canceled) {
+				serr = fmt.Errorf("interrupted after %d probes (site %s): %w", res.Probes, what, serr)
+			} else {
+				serr = fmt.Errorf("stopped after %d probes (site %s): %w", res.Probes, what, serr)
+			}
 		}
 		return rep, errors.Join(serr, rerr)
 	}
@@ -235,7 +243,7 @@ func summarize(results []ProbeResult) (Outcome, string, string) {
 	return Flaky, fmt.Sprintf("FLAKY: %d of %d failed (%s)", failed, n, detail), fmt.Sprintf("%d of %d probes failed: %s", failed, n, detail)
 }
 
-// plural returns "1 plugin is" or "3 plugins are".
+// plural returns "1 plugin" or "3 plugins".
 func plural(n int, one, many string) string {
 	if n == 1 {
 		return "1 " + one
@@ -300,7 +308,10 @@ func message(rep *Report, res SearchResult, cfg Config, seen map[string]string, 
 		all[i] = i
 	}
 	if serr != nil {
-		return fmt.Sprintf("interrupted after %d probes, before a verdict: %v", res.Probes, serr)
+		if errors.Is(serr, context.Canceled) {
+			return fmt.Sprintf("interrupted after %d probes, before a verdict", res.Probes)
+		}
+		return fmt.Sprintf("stopped after %d probes, before a verdict: %v", res.Probes, serr)
 	}
 	switch res.Verdict {
 	case VerdictNoFailure:

@@ -51,6 +51,7 @@ func commands() map[string]command {
 		"causes": {summary: "list the cause taxonomy", run: runCauses},
 		"logs":   {summary: "read servers' logs and say why the 502s happened", run: runLogs},
 		"check":  {summary: "is it me or the site? check a URL and say which hop fails", run: runCheck},
+		"bisect": {summary: "find the plugin that breaks a site, and put every plugin back", run: runBisect},
 		"doctor": {summary: "run the owner's checklist after a 502 and write a support report", run: runDoctor},
 	}
 }
