@@ -7,6 +7,7 @@ import (
 	"io"
 	iofs "io/fs"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -162,6 +163,14 @@ func doctorCommand(ctx context.Context, args []string, base doctor.Options, stdo
 			opts.Config, opts.ConfigError = cfg, cerr
 		}
 		opts.ConfigFile = f.configFile
+		if cfg := opts.Config; cfg != nil {
+			// The config's dependencies, then the flags'.
+			d := cfg.Dependencies
+			opts.MySQL = append(slices.Clone(d.MySQL), opts.MySQL...)
+			opts.Memcached = append(slices.Clone(d.Memcached), opts.Memcached...)
+			opts.Redis = append(slices.Clone(d.Redis), opts.Redis...)
+			opts.FPM = append(slices.Clone(d.FPM), opts.FPM...)
+		}
 	}
 	var report *os.File
 	if f.report != "" && !failed {

@@ -187,3 +187,31 @@ func TestDoctorInvalidConfigIsAFinding(t *testing.T) {
 		}
 	}
 }
+
+// TestDoctorDependenciesFromConfig checks that the config's dependencies
+// are checked as the flags' are.
+func TestDoctorDependenciesFromConfig(t *testing.T) {
+	dead := deadAddr(t)
+	cfg := filepath.Join(t.TempDir(), "gatewise.yaml")
+	up := deadAddr(t)
+	if err := os.WriteFile(cfg, []byte("listeners:\n  - address: 127.0.0.1:8080\npools:\n  app:\n    targets:\n      - url: http://"+up+"\ndependencies:\n  memcached: ["+dead+"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	err := doctorCommand(context.Background(), []string{"--config", cfg, "--timeout", "2s", "--json"}, doctorBase(doctorHost(t, "0.1 0.1 0.1")), &stdout, &stderr)
+	if !errors.Is(err, exitCode(ExitUsage)) {
+		t.Fatalf("got %v, want exit code 2 (a failure found)", err)
+	}
+	var doc struct {
+		Findings []struct{ Check, Status, Target string } `json:"findings"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &doc); err != nil {
+		t.Fatalf("stdout is not JSON: %v", err)
+	}
+	for _, f := range doc.Findings {
+		if f.Check == "memcached" && f.Status == "fail" && strings.Contains(f.Target, dead) {
+			return
+		}
+	}
+	t.Errorf("no failed memcached finding for %s from the config: %s", dead, stdout.String())
+}

@@ -37,6 +37,10 @@ type Config struct {
 	// RateLimit is the rate limit of every route that sets none.
 	// Default: none.
 	RateLimit *RateLimit `yaml:"rate_limit"`
+	// Dependencies are the services the upstreams depend on, for
+	// `gatewise doctor` to check (the gateway itself does not use them).
+	// Default: none.
+	Dependencies Dependencies `yaml:"dependencies"`
 
 	// File is the path the config was read from; empty for a config built
 	// from flags. Not read from YAML.
@@ -46,6 +50,26 @@ type Config struct {
 	// written at all, so that defaults fill only what is missing and
 	// Validate can cite lines. Nil for a config built from flags.
 	src *source
+}
+
+// Dependencies lists the services behind the upstreams that `gatewise
+// doctor` checks, as its --mysql, --memcached, --redis and --fpm flags do
+// (the flags add to these).
+type Dependencies struct {
+	// MySQL lists MySQL or MariaDB servers: host:port, a socket path,
+	// mysql://user:pass@host:port/db or user:pass@tcp(host:port)/db.
+	// Default: none.
+	MySQL []string `yaml:"mysql"`
+	// Memcached lists Memcached servers: host:port or a socket path.
+	// Default: none.
+	Memcached []string `yaml:"memcached"`
+	// Redis lists Redis servers: host:port, a socket path or
+	// redis://:pass@host:port. Default: none.
+	Redis []string `yaml:"redis"`
+	// FPM lists PHP-FPM pools whose status page to read: host:port, a
+	// socket path, fastcgi://host:port or fastcgi+unix:///path. Default:
+	// none (pools with fastcgi.status_path are read anyway).
+	FPM []string `yaml:"fpm"`
 }
 
 // Listener is one public address.
