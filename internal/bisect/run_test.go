@@ -170,8 +170,8 @@ func TestRunCancelled(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
-	if rep == nil || rep.Verdict != VerdictInterrupted || !rep.Restored || rep.Probes != 3 {
-		t.Errorf("report %+v, want interrupted and restored after 3 probes", rep)
+	if rep == nil || rep.Verdict != VerdictInterrupted || !rep.Restored || rep.Probes != 2 {
+		t.Errorf("report %+v, want interrupted and restored after 2 probes", rep)
 	}
 	s.checkRestored(t)
 }

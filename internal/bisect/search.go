@@ -131,8 +131,8 @@ type SearchResult struct {
 	Suspects []int
 	// FlakyState is the enabled set that was flaky (VerdictFlaky).
 	FlakyState []int
-	// Probes counts the states probed (a state is probed once and its
-	// outcome remembered).
+	// Probes counts the states probed to the end (a state is probed once
+	// and its outcome remembered).
 	Probes int
 }
 
@@ -274,6 +274,7 @@ func (s *searcher) probe(ctx context.Context, phase Phase, enabled []int) (Outco
 		Suspects:      append([]int(nil), s.suspects...),
 	})
 	if err != nil {
+		s.probes-- // not probed to the end: not counted
 		return 0, err
 	}
 	switch o {

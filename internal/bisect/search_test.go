@@ -208,8 +208,8 @@ func TestSearchErrors(t *testing.T) {
 			}
 			return Fail - Outcome(n-1), nil // fail, pass, then the error
 		}, SearchOptions{})
-		if !errors.Is(err, boom) || res.Probes != 3 {
-			t.Errorf("got %v after %d probes, want the test's error after 3", err, res.Probes)
+		if !errors.Is(err, boom) || res.Probes != 2 {
+			t.Errorf("got %v after %d probes, want the test's error after 2", err, res.Probes)
 		}
 	})
 	t.Run("a cancelled context", func(t *testing.T) {
@@ -221,8 +221,8 @@ func TestSearchErrors(t *testing.T) {
 			}
 			return Fail, nil
 		}, SearchOptions{})
-		if !errors.Is(err, context.Canceled) || res.Probes != 2 {
-			t.Errorf("got %v after %d probes, want context.Canceled after 2", err, res.Probes)
+		if !errors.Is(err, context.Canceled) || res.Probes != 1 {
+			t.Errorf("got %v after %d probes, want context.Canceled after 1", err, res.Probes)
 		}
 	})
 	for _, tc := range []struct {

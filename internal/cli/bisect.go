@@ -268,7 +268,11 @@ func bisectRestore(ctx context.Context, journal string, f bisectFlags, stdout, s
 			return errors.Join(err, jerr)
 		}
 	} else if err == nil && len(enabled) > 0 {
-		fmt.Fprintf(stdout, "restored: %d plugins enabled again (%s); journal %s removed\n", len(enabled), strings.Join(enabled, ", "), journal)
+		noun := "plugins"
+		if len(enabled) == 1 {
+			noun = "plugin"
+		}
+		fmt.Fprintf(stdout, "restored: %d %s enabled again (%s); journal %s removed\n", len(enabled), noun, strings.Join(enabled, ", "), journal)
 	}
 	return err
 }
