@@ -304,3 +304,22 @@ func TestProxyStatusCause(t *testing.T) {
 		}
 	}
 }
+
+// TestRunCommandFails makes the disable command fail for one plugin in
+// the middle of the bisect: Run stops with the command's stderr, and the
+// site is restored.
+func TestRunCommandFails(t *testing.T) {
+	t.Parallel()
+	s := newListSite(t, plugins, []string{"elementor"}, nil)
+	cfg := s.config(t, plugins, io.Discard)
+	cfg.Disable = `if [ {} = wordfence ]; then echo "Error: database is locked" >&2; exit 5; fi; ` + s.disable
+	rep, err := Run(context.Background(), cfg)
+	var ce *CommandError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "Error: database is locked") {
+		t.Fatalf("got %v, want the failed command with its stderr", err)
+	}
+	if rep == nil || rep.Verdict != VerdictInterrupted || !rep.Restored {
+		t.Errorf("report %+v, want interrupted and restored", rep)
+	}
+	s.checkRestored(t)
+}
