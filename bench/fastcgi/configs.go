@@ -129,10 +129,11 @@ http {
 }
 
 // gatewiseConfig is gatewise's config for the same site: a pool of one
-// fastcgi+unix target on the document root, everything else at its
-// default (idle FastCGI connections kept, 4 per target), with no access
-// log and no admin listener, as nginx's. Every client is 127.0.0.1, so the
-// per-IP connection limit is off.
+// fastcgi+unix target on the document root with max_conns set to
+// pm.max_children, as docs/fastcgi.md advises (nginx's keepalive is sized
+// to the workers the same way), everything else at its default, with no
+// access log and no admin listener, as nginx's. Every client is
+// 127.0.0.1, so the per-IP connection limit is off.
 func gatewiseConfig(s setup) string {
 	return fmt.Sprintf(`# gatewise in front of php-fpm: defaults, no access log.
 listeners:
@@ -148,5 +149,7 @@ pools:
       - url: fastcgi+unix://%[2]s
     fastcgi:
       root: %[3]s
-`, s.listen, s.socket, s.root)
+      max_conns: %[4]d
+      max_idle_conns: %[4]d
+`, s.listen, s.socket, s.root, s.children)
 }

@@ -118,6 +118,9 @@ func (v *validator) fastcgi(pp string, p *Pool, kinds targetKinds) {
 		v.errorf(fp+".index", "want a plain file name such as index.php, got %q", f.Index)
 	}
 	v.nonNegative(fp+".terminate_timeout", f.TerminateTimeout)
+	if f.MaxConns < 0 || f.MaxConns > 100000 {
+		v.errorf(fp+".max_conns", "must be 0 (no cap) to 100000, got %d", f.MaxConns)
+	}
 	if n := f.MaxIdleConns; n != nil && (*n < 0 || *n > 10000) {
 		v.errorf(fp+".max_idle_conns", "must be 0 (keep none) to 10000, got %d", *n)
 	}

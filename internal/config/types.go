@@ -305,6 +305,13 @@ type FastCGI struct {
 	// after the request is php_timeout rather than fpm_worker_crashed.
 	// Default: 0, unknown.
 	TerminateTimeout Duration `yaml:"terminate_timeout"`
+	// MaxConns caps the connections open to each target, busy and idle:
+	// requests past it wait in the gateway (within their timeouts) rather
+	// than in PHP-FPM's listen queue. Set it to the pool's
+	// pm.max_children: every connection then has a worker, kept
+	// connections are reused instead of closed while another waits, and a
+	// burst queues where the gateway can see it. Default: 0, no cap.
+	MaxConns int `yaml:"max_conns"`
 	// MaxIdleConns is how many idle connections to each target are kept
 	// for the next request. Each one holds a PHP-FPM worker while it is
 	// open: keep it well below pm.max_children. Default: 4; 0 keeps none.

@@ -875,3 +875,64 @@ func BenchmarkHello(b *testing.B) {
 		})
 	}
 }
+
+// TestMaxConns checks MaxConns: 8 concurrent requests to a pool of 1
+// worker and a listen backlog of 1 (where, uncapped, most are refused:
+// see TestPoolExhausted) all succeed, over at most 1 connection at a time,
+// waiting in the gateway rather than in PHP-FPM's queue; and a request
+// whose context ends while it waits gets its context's error.
+func TestMaxConns(t *testing.T) {
+	f := startFPM(t, &pool{name: "www", maxChildren: 1, backlog: 1})
+	f.write("slow.php", "<?php\nusleep(30000);\necho 'done';\n")
+	cd := &countingDialer{}
+	tr := f.transport("www", Options{MaxConns: 1, DialContext: cd.dial})
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			res, body, err := roundTrip(t, tr, newRequest(t, "GET", "/slow.php", nil).WithContext(ctx))
+			if err == nil && (res.StatusCode != 200 || body != "done") {
+				err = errors.New("unexpected answer " + res.Status + " " + body)
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("request %d: %v", i, err)
+		}
+	}
+	if got := cd.n.Load(); got != 1 {
+		t.Errorf("%d connections made for %d requests with MaxConns 1 and reuse; want 1", got, n)
+	}
+
+	// One request holds the only connection; another waits and gives up.
+	marker := filepath.Join(t.TempDir(), "started")
+	f.write("slower.php", "<?php\nfile_put_contents('"+marker+"', '1');\nusleep(500000);\necho 'done';\n")
+	held := make(chan error, 1)
+	go func() {
+		_, _, err := roundTrip(t, tr, newRequest(t, "GET", "/slower.php", nil))
+		held <- err
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(marker); err == nil {
+			break // PHP runs it: the connection is taken
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the holding request never reached PHP")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, _, err := roundTrip(t, tr, newRequest(t, "GET", "/slow.php", nil).WithContext(ctx))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("waiting past its deadline: got %v, want context.DeadlineExceeded", err)
+	}
+	if err := <-held; err != nil {
+		t.Errorf("the request holding the connection: %v", err)
+	}
+}

@@ -66,6 +66,13 @@ type Options struct {
 	// killed the worker) rather than fpm_worker_crashed. Zero (the
 	// default) means unknown: such a close is always fpm_worker_crashed.
 	TerminateTimeout time.Duration
+	// MaxConns caps the connections open to PHP-FPM at once, busy and
+	// idle together; requests past it wait in the gateway for one (as
+	// long as their context allows) instead of in PHP-FPM's listen queue.
+	// Set to pm.max_children, every connection has a worker, so kept
+	// connections never leave a request queued behind them, and each is
+	// reused instead of closed. Default 0: no cap.
+	MaxConns int
 	// MaxIdleConns is how many idle connections (FCGI_KEEP_CONN) are kept
 	// for reuse. Each idle connection holds one PHP-FPM worker, which
 	// waits for the next request on it, so keep this below

@@ -34,6 +34,11 @@ type Transport struct {
 	// serves only the kept connection it holds and would leave them
 	// waiting.
 	waiting atomic.Int32
+	// slots holds a token per open connection when MaxConns caps them
+	// (nil otherwise); avail is signalled when a connection goes back
+	// to the idle pool or a slot frees, to wake requests waiting for one.
+	slots chan struct{}
+	avail chan struct{}
 }
 
 // New returns a Transport for opts, or an error wrapping ErrOptions that
@@ -43,7 +48,50 @@ func New(opts Options) (*Transport, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Transport{opts: o, idle: idlePool{max: o.MaxIdleConns, timeout: o.IdleConnTimeout}}, nil
+	t := &Transport{opts: o, idle: idlePool{max: o.MaxIdleConns, timeout: o.IdleConnTimeout}}
+	if o.MaxConns > 0 {
+		t.slots = make(chan struct{}, o.MaxConns)
+		t.avail = make(chan struct{}, o.MaxConns)
+	}
+	return t, nil
+}
+
+// signal wakes one request waiting for a connection, if any.
+func (t *Transport) signal() {
+	if t.avail == nil {
+		return
+	}
+	select {
+	case t.avail <- struct{}{}:
+	default:
+	}
+}
+
+// slotConn is a connection that holds one of the MaxConns slots until it
+// is closed.
+type slotConn struct {
+	net.Conn
+	t    *Transport
+	once sync.Once
+}
+
+// SyscallConn reaches the socket under the connection, for the check of
+// an idle connection before reuse.
+func (c *slotConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errors.ErrUnsupported
+	}
+	return sc.SyscallConn()
+}
+
+func (c *slotConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		<-c.t.slots
+		c.t.signal()
+	})
+	return err
 }
 
 // Options returns the Transport's options with every default filled in.
@@ -241,7 +289,7 @@ func (t *Transport) runScript(req *http.Request, c cgiRequest) (*http.Response, 
 		// A reused connection closed under us: nothing of this request
 		// was read, so try once on a new one.
 		a = &attempt{t: t, req: req, script: c.script, writeDone: make(chan struct{})}
-		if conn, err = t.dial(ctx, a); err != nil {
+		if conn, err = t.newConn(ctx, a); err != nil {
 			cleanup()
 			return nil, err
 		}
@@ -358,11 +406,50 @@ func (e *connError) Unwrap() error { return e.err }
 
 // getConn returns an idle connection or a new one.
 func (t *Transport) getConn(ctx context.Context, a *attempt) (net.Conn, bool, error) {
-	if c := t.idle.get(); c != nil {
-		return c, true, nil
+	for {
+		if c := t.idle.get(); c != nil {
+			return c, true, nil
+		}
+		if t.slots == nil {
+			c, err := t.dial(ctx, a)
+			return c, false, err
+		}
+		select {
+		case t.slots <- struct{}{}:
+			c, err := t.dialHolding(ctx, a)
+			return c, false, err
+		case <-t.avail:
+			// A connection came back or a slot freed: look again.
+		case <-ctx.Done():
+			return nil, false, fmt.Errorf("fastcgi: waiting for a connection to %s (max_conns %d): %w", t.opts.Address, t.opts.MaxConns, ctx.Err())
+		}
 	}
+}
+
+// newConn dials a connection outside the idle pool: under MaxConns it
+// waits for a slot first.
+func (t *Transport) newConn(ctx context.Context, a *attempt) (net.Conn, error) {
+	if t.slots == nil {
+		return t.dial(ctx, a)
+	}
+	select {
+	case t.slots <- struct{}{}:
+		return t.dialHolding(ctx, a)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("fastcgi: waiting for a connection to %s (max_conns %d): %w", t.opts.Address, t.opts.MaxConns, ctx.Err())
+	}
+}
+
+// dialHolding dials with a slot taken, which the connection holds until it
+// is closed (or which is given back when the dial fails).
+func (t *Transport) dialHolding(ctx context.Context, a *attempt) (net.Conn, error) {
 	c, err := t.dial(ctx, a)
-	return c, false, err
+	if err != nil {
+		<-t.slots
+		t.signal()
+		return nil, err
+	}
+	return &slotConn{Conn: c, t: t}, nil
 }
 
 // dial connects to PHP-FPM and classifies a failure.
@@ -481,6 +568,7 @@ func (a *attempt) finish(clean bool) {
 	}
 	if clean {
 		a.t.idle.put(a.conn)
+		a.t.signal() // a request may be waiting for it
 	} else {
 		a.conn.Close()
 	}

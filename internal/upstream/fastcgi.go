@@ -76,6 +76,7 @@ func fastcgiOptions(pc *config.Pool, limits config.Limits, network, address stri
 		DialTimeout:       pc.Timeouts.Dial.Duration,
 		TerminateTimeout:  f.TerminateTimeout.Duration,
 		IdleConnTimeout:   f.IdleTimeout.Duration,
+		MaxConns:          f.MaxConns,
 		MaxHeaderBytes:    int(limits.ResponseHeaderBytes),
 		Params:            f.Params,
 		Logger:            log,
