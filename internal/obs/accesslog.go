@@ -2,7 +2,6 @@ package obs
 
 import (
 	"bufio"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -11,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -55,8 +55,10 @@ func NewRequestID() string {
 // AccessLog is the outermost middleware: it gives each request its ID and a
 // Record, counts it, and writes one JSON line per request when it ends.
 type AccessLog struct {
-	// Logger receives one line per request. Nil means no access log.
-	Logger *slog.Logger
+	// Out receives one JSON line per request, each in a single Write: it
+	// must be safe for concurrent use and keep each Write whole (a file,
+	// or a writer behind a mutex). Nil means no access log.
+	Out io.Writer
 	// Metrics counts requests. Nil means no metrics.
 	Metrics *Metrics
 	// Now returns the time. Nil means time.Now.
@@ -64,6 +66,8 @@ type AccessLog struct {
 	// Tunnels tracks upgraded connections so shutdown can wait for them.
 	// Nil means they are not tracked.
 	Tunnels *Tunnels
+
+	buffers sync.Pool // *[]byte, one line each
 }
 
 // Wrap returns next wrapped by the access log.
@@ -136,38 +140,64 @@ func (a *AccessLog) finish(r *http.Request, rec *Record, sw *statusWriter, bytes
 	if a.Metrics != nil {
 		a.Metrics.ObserveRequest(route, status, id, d)
 	}
-	if a.Logger == nil {
+	if a.Out == nil {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 24)
-	attrs = append(attrs,
-		slog.String("request_id", rec.ID),
-		slog.String("remote", clientIP(r.RemoteAddr)),
-		slog.String("method", r.Method),
-		slog.String("host", r.Host),
-		slog.String("path", r.URL.RequestURI()),
-		slog.String("proto", r.Proto),
-		slog.Int("status", status),
-		slog.String("cause", string(id)),
-		slog.String("route", route),
-		slog.String("pool", s.Pool),
-		slog.String("upstream", s.Target),
-		slog.Int("attempts", s.Attempts),
-		slog.Int("upstream_status", s.UpstreamStatus),
-		slog.Int64("bytes_in", bytesIn),
-		slog.Int64("bytes_out", sw.bytes),
-		slog.Float64("duration_ms", ms(d)),
-		slog.Float64("dns_ms", ms(s.Phases.DNS)),
-		slog.Float64("connect_ms", ms(s.Phases.Connect)),
-		slog.Float64("tls_ms", ms(s.Phases.TLS)),
-		slog.Float64("first_byte_ms", ms(s.Phases.FirstByte)),
-		slog.Bool("reused", s.Phases.Reused),
-		slog.String("user_agent", r.UserAgent()),
-	)
-	if s.Err != nil {
-		attrs = append(attrs, slog.String("phase", s.Err.Phase.String()))
+	l := accessLine{
+		time:           a.now(),
+		requestID:      rec.ID,
+		remote:         clientIP(r.RemoteAddr),
+		method:         r.Method,
+		host:           r.Host,
+		path:           r.URL.RequestURI(),
+		proto:          r.Proto,
+		status:         status,
+		cause:          string(id),
+		route:          route,
+		pool:           s.Pool,
+		upstream:       s.Target,
+		attempts:       s.Attempts,
+		upstreamStatus: s.UpstreamStatus,
+		bytesIn:        bytesIn,
+		bytesOut:       sw.bytes,
+		duration:       d,
+		dns:            s.Phases.DNS,
+		connect:        s.Phases.Connect,
+		tls:            s.Phases.TLS,
+		firstByte:      s.Phases.FirstByte,
+		reused:         s.Phases.Reused,
+		userAgent:      r.UserAgent(),
 	}
-	a.Logger.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
+	if s.Err != nil {
+		l.phase = s.Err.Phase.String()
+	}
+	bp := a.getBuffer()
+	*bp = l.appendJSON((*bp)[:0])
+	_, _ = a.Out.Write(*bp)
+	a.putBuffer(bp)
+}
+
+// getBuffer lends a buffer for one line.
+func (a *AccessLog) getBuffer() *[]byte {
+	if b, ok := a.buffers.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, 1024)
+	return &b
+}
+
+// putBuffer takes it back, unless a huge line grew it.
+func (a *AccessLog) putBuffer(b *[]byte) {
+	if cap(*b) <= 64<<10 {
+		a.buffers.Put(b)
+	}
+}
+
+func (a *AccessLog) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -126,7 +126,7 @@ func (s *Server) build(cfg *config.Config) (*generation, error) {
 		}
 		return nil, err
 	}
-	al := &obs.AccessLog{Logger: access, Metrics: s.metrics, Now: s.opts.Now, Tunnels: &s.tunnels}
+	al := &obs.AccessLog{Out: access, Metrics: s.metrics, Now: s.opts.Now, Tunnels: &s.tunnels}
 	return &generation{handler: al.Wrap(ph), proxy: ph, accessOut: closer}, nil
 }
 
@@ -137,8 +137,8 @@ func (g *generation) close() {
 	}
 }
 
-// accessLogger opens the access-log destination.
-func (s *Server) accessLogger(dest string) (*slog.Logger, io.Closer, error) {
+// accessLogger opens the access-log destination: nil for "off".
+func (s *Server) accessLogger(dest string) (io.Writer, io.Closer, error) {
 	var w io.Writer
 	var closer io.Closer
 	switch dest {
@@ -155,7 +155,7 @@ func (s *Server) accessLogger(dest string) (*slog.Logger, io.Closer, error) {
 		}
 		w, closer = f, f
 	}
-	return slog.New(slog.NewJSONHandler(&lockedWriter{w: w}, nil)), closer, nil
+	return &lockedWriter{w: w}, closer, nil
 }
 
 // lockedWriter serialises writes so JSON lines never interleave.
