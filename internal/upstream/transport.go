@@ -147,7 +147,6 @@ type clientConn struct {
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	idleSince time.Time
-	reused    bool
 	// scratch holds a response's header section while it is parsed.
 	scratch []byte
 	// peeker looks at the socket under conn (nil: it cannot).
@@ -306,7 +305,6 @@ func (t *Transport) getConn(ctx context.Context, key connKey, o Observer, traceD
 			cc.close()
 			continue
 		}
-		cc.reused = true
 		if o != nil {
 			o.GotConn(cc.conn, true)
 		}
