@@ -856,7 +856,7 @@ func BenchmarkHello(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			f := startFPM(b, &pool{name: "www", maxChildren: 2})
 			f.write("hello.php", `<?php echo "Hello, world";`)
-			tr, err := New(Options{Address: f.pools["www"].address, Root: f.root, MaxIdleConns: bc.maxIdle})
+			tr, err := New(Options{Address: f.Address("www"), Root: f.root, MaxIdleConns: bc.maxIdle})
 			if err != nil {
 				b.Fatal(err)
 			}
