@@ -38,9 +38,9 @@ type runResult struct {
 	Config    string   `json:"config,omitempty"`
 	Dir       string   `json:"dir"`
 
-	Wrk  *wrkResult  `json:"wrk,omitempty"`
-	H2   *h2Result   `json:"h2load,omitempty"`
-	Idle *idleResult `json:"idle,omitempty"`
+	Wrk  *benchkit.WrkResult `json:"wrk,omitempty"`
+	H2   *h2Result           `json:"h2load,omitempty"`
+	Idle *idleResult         `json:"idle,omitempty"`
 
 	// CPU per request of the proxy's processes and of the upstream's, in
 	// microseconds, over the measured load; the process count is the
@@ -268,7 +268,7 @@ func (b *bench) wrk(ctx context.Context, res *runResult, proxy, up *benchkit.Chi
 		return append(append(a, extra...), base+path)
 	}
 	if warm >= time.Second {
-		if _, err := runTool(ctx, warm+30*time.Second, argv(warm)); err != nil {
+		if _, err := benchkit.RunTool(ctx, warm+30*time.Second, argv(warm)); err != nil {
 			return fmt.Errorf("warm-up: %w", err)
 		}
 	}
@@ -278,12 +278,12 @@ func (b *bench) wrk(ctx context.Context, res *runResult, proxy, up *benchkit.Chi
 	}
 	a := argv(dur)
 	res.Commands = []string{commandLine(a)}
-	out, err := runTool(ctx, dur+30*time.Second, a)
+	out, err := benchkit.RunTool(ctx, dur+30*time.Second, a)
 	_ = os.WriteFile(filepath.Join(res.Dir, "wrk.txt"), []byte(out), 0o644)
 	if err != nil {
 		return err
 	}
-	w, err := parseWrk(out)
+	w, err := benchkit.ParseWrk(out)
 	if err != nil {
 		return err
 	}
@@ -299,7 +299,7 @@ func (b *bench) h2(ctx context.Context, res *runResult, proxy, up *benchkit.Chil
 			"-m", strconv.Itoa(o.h2Streams), "-D", strconv.Itoa(int(d / time.Second)), url}
 	}
 	if warm := o.warmup / 2; warm >= time.Second {
-		if _, err := runTool(ctx, warm+30*time.Second, argv(warm)); err != nil {
+		if _, err := benchkit.RunTool(ctx, warm+30*time.Second, argv(warm)); err != nil {
 			return fmt.Errorf("warm-up: %w", err)
 		}
 	}
@@ -309,7 +309,7 @@ func (b *bench) h2(ctx context.Context, res *runResult, proxy, up *benchkit.Chil
 	}
 	a := argv(o.h2Duration)
 	res.Commands = []string{commandLine(a)}
-	out, err := runTool(ctx, o.h2Duration+30*time.Second, a)
+	out, err := benchkit.RunTool(ctx, o.h2Duration+30*time.Second, a)
 	_ = os.WriteFile(filepath.Join(res.Dir, "h2load.txt"), []byte(out), 0o644)
 	if err != nil {
 		return err

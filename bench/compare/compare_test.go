@@ -200,8 +200,8 @@ func TestGatewiseConfigValid(t *testing.T) {
 
 // testReport is a report with made-up figures.
 func testReport() *report {
-	w := func(rps, p99 float64) *wrkResult {
-		return &wrkResult{Requests: int64(rps * 10), Seconds: 10, RPS: rps, OKRPS: rps, P50ms: p99 / 4, P99ms: p99}
+	w := func(rps, p99 float64) *benchkit.WrkResult {
+		return &benchkit.WrkResult{Requests: int64(rps * 10), Seconds: 10, RPS: rps, OKRPS: rps, P50ms: p99 / 4, P99ms: p99}
 	}
 	r := &report{Started: time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC), Machine: benchkit.Machine{CPUs: 2, CPU: "test"},
 		Versions: map[string]string{"nginx": "nginx version: nginx/1.22.1"}, Scenarios: []string{scenSmall, scenIdle, scenH2},

@@ -8,140 +8,15 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
 	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/gatewise/gatewise/bench/internal/benchkit"
 )
-
-// errParse is wrapped by every failure to read a load tool's output.
-var errParse = errors.New("unexpected output")
-
-// wrkResult is what wrk reported.
-type wrkResult struct {
-	Requests    int64   `json:"requests"`
-	Seconds     float64 `json:"seconds"`
-	RPS         float64 `json:"requests_per_second"` // every answer, as wrk counts
-	OKRPS       float64 `json:"ok_per_second"`       // 2xx and 3xx answers
-	BytesPerSec float64 `json:"bytes_per_second"`    // wrk's Transfer/sec, headers included
-	P50ms       float64 `json:"p50_ms"`
-	P75ms       float64 `json:"p75_ms"`
-	P90ms       float64 `json:"p90_ms"`
-	P99ms       float64 `json:"p99_ms"`
-	MaxMs       float64 `json:"max_ms"`
-	Non2xx      int64   `json:"non_2xx_3xx"`
-	SocketErrs  int64   `json:"socket_errors"` // connect + read + write + timeout
-}
-
-var (
-	wrkTotalRE  = regexp.MustCompile(`(?m)^\s*(\d+) requests in ([\d.]+\w+), ([\d.]+)(\w+) read`)
-	wrkRPSRE    = regexp.MustCompile(`(?m)^Requests/sec:\s+([\d.]+)`)
-	wrkXferRE   = regexp.MustCompile(`(?m)^Transfer/sec:\s+([\d.]+)(\w+)`)
-	wrkPctRE    = regexp.MustCompile(`(?m)^\s+(50|75|90|99)%\s+([\d.]+\w+)`)
-	wrkLatRE    = regexp.MustCompile(`(?m)^\s+Latency\s+(\S+)\s+(\S+)\s+(\S+)`)
-	wrkNon2xxRE = regexp.MustCompile(`(?m)^\s*Non-2xx or 3xx responses:\s+(\d+)`)
-	wrkSockRE   = regexp.MustCompile(`(?m)^\s*Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
-)
-
-// parseWrk reads the output of wrk --latency.
-func parseWrk(out string) (wrkResult, error) {
-	var r wrkResult
-	m := wrkTotalRE.FindStringSubmatch(out)
-	if m == nil {
-		return r, fmt.Errorf("wrk: no %q line: %w", "N requests in T, B read", errParse)
-	}
-	r.Requests, _ = strconv.ParseInt(m[1], 10, 64)
-	d, err := parseWrkDuration(m[2])
-	if err != nil {
-		return r, err
-	}
-	r.Seconds = d.Seconds()
-	m = wrkRPSRE.FindStringSubmatch(out)
-	if m == nil {
-		return r, fmt.Errorf("wrk: no Requests/sec line: %w", errParse)
-	}
-	r.RPS, _ = strconv.ParseFloat(m[1], 64)
-	if m = wrkXferRE.FindStringSubmatch(out); m != nil {
-		if r.BytesPerSec, err = parseWrkBytes(m[1], m[2]); err != nil {
-			return r, err
-		}
-	}
-	pcts := wrkPctRE.FindAllStringSubmatch(out, -1)
-	if len(pcts) < 4 {
-		return r, fmt.Errorf("wrk: %d latency percentiles, want 4 (run it with --latency): %w", len(pcts), errParse)
-	}
-	for _, p := range pcts {
-		d, err := parseWrkDuration(p[2])
-		if err != nil {
-			return r, err
-		}
-		ms := float64(d) / 1e6
-		switch p[1] {
-		case "50":
-			r.P50ms = ms
-		case "75":
-			r.P75ms = ms
-		case "90":
-			r.P90ms = ms
-		case "99":
-			r.P99ms = ms
-		}
-	}
-	if m = wrkLatRE.FindStringSubmatch(out); m != nil {
-		if d, err := parseWrkDuration(m[3]); err == nil {
-			r.MaxMs = float64(d) / 1e6
-		}
-	}
-	if m = wrkNon2xxRE.FindStringSubmatch(out); m != nil {
-		r.Non2xx, _ = strconv.ParseInt(m[1], 10, 64)
-	}
-	if m = wrkSockRE.FindStringSubmatch(out); m != nil {
-		for _, s := range m[1:] {
-			n, _ := strconv.ParseInt(s, 10, 64)
-			r.SocketErrs += n
-		}
-	}
-	if r.Seconds > 0 {
-		r.OKRPS = float64(r.Requests-r.Non2xx) / r.Seconds
-	}
-	return r, nil
-}
-
-// parseWrkDuration reads wrk's durations: 812.00us, 1.23ms, 2.00s, 1.00m,
-// 1.00h.
-func parseWrkDuration(s string) (time.Duration, error) {
-	i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
-	if i <= 0 {
-		return 0, fmt.Errorf("duration %q: %w", s, errParse)
-	}
-	v, err := strconv.ParseFloat(s[:i], 64)
-	if err != nil {
-		return 0, fmt.Errorf("duration %q: %w", s, errParse)
-	}
-	unit := map[string]time.Duration{"ns": time.Nanosecond, "us": time.Microsecond, "ms": time.Millisecond,
-		"s": time.Second, "m": time.Minute, "h": time.Hour}[s[i:]]
-	if unit == 0 {
-		return 0, fmt.Errorf("duration %q: unknown unit: %w", s, errParse)
-	}
-	return time.Duration(v * float64(unit)), nil
-}
-
-// parseWrkBytes reads wrk's sizes, in powers of 1024: 5.00MB, 12.3KB.
-func parseWrkBytes(num, unit string) (float64, error) {
-	v, err := strconv.ParseFloat(num, 64)
-	if err != nil {
-		return 0, fmt.Errorf("size %s%s: %w", num, unit, errParse)
-	}
-	mult := map[string]float64{"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}[unit]
-	if mult == 0 {
-		return 0, fmt.Errorf("size %s%s: unknown unit: %w", num, unit, errParse)
-	}
-	return v * mult, nil
-}
 
 // h2Result is what h2load reported.
 type h2Result struct {
@@ -175,9 +50,9 @@ func parseH2load(out string) (h2Result, error) {
 	var r h2Result
 	m := h2FinishedRE.FindStringSubmatch(out)
 	if m == nil {
-		return r, fmt.Errorf("h2load: no %q line: %w", "finished in", errParse)
+		return r, fmt.Errorf("h2load: no %q line: %w", "finished in", benchkit.ErrParse)
 	}
-	d, err := parseWrkDuration(m[1])
+	d, err := benchkit.ParseToolDuration(m[1])
 	if err != nil {
 		return r, err
 	}
@@ -185,7 +60,7 @@ func parseH2load(out string) (h2Result, error) {
 	r.RPS, _ = strconv.ParseFloat(m[2], 64)
 	m = h2RequestsRE.FindStringSubmatch(out)
 	if m == nil {
-		return r, fmt.Errorf("h2load: no requests line: %w", errParse)
+		return r, fmt.Errorf("h2load: no requests line: %w", benchkit.ErrParse)
 	}
 	var n [6]int64
 	for i := range n {
@@ -194,7 +69,7 @@ func parseH2load(out string) (h2Result, error) {
 	r.Requests, r.Done, r.Succeeded, r.Failed, r.Errors = n[0], n[1], n[2], n[3], n[4]+n[5]
 	m = h2StatusRE.FindStringSubmatch(out)
 	if m == nil {
-		return r, fmt.Errorf("h2load: no status codes line: %w", errParse)
+		return r, fmt.Errorf("h2load: no status codes line: %w", benchkit.ErrParse)
 	}
 	r.OK, _ = strconv.ParseInt(m[1], 10, 64)
 	for _, s := range m[2:] {
@@ -209,41 +84,16 @@ func parseH2load(out string) (h2Result, error) {
 	}
 	m = h2TimeRE.FindStringSubmatch(out)
 	if m == nil {
-		return r, fmt.Errorf("h2load: no %q line: %w", "time for request", errParse)
+		return r, fmt.Errorf("h2load: no %q line: %w", "time for request", benchkit.ErrParse)
 	}
 	for i, dst := range []*float64{&r.MaxMs, &r.MeanMs, &r.SDMs} {
-		d, err := parseWrkDuration(m[i+2])
+		d, err := benchkit.ParseToolDuration(m[i+2])
 		if err != nil {
 			return r, err
 		}
 		*dst = float64(d) / 1e6
 	}
 	return r, nil
-}
-
-// runTool runs a load tool, bounded by timeout, and returns its output.
-func runTool(ctx context.Context, timeout time.Duration, argv []string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.WaitDelay = 2 * time.Second
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		switch {
-		case errors.Is(ctx.Err(), context.DeadlineExceeded):
-			return string(out), fmt.Errorf("%s did not finish within %v: %w", argv[0], timeout, ctx.Err())
-		case ctx.Err() != nil:
-			return string(out), fmt.Errorf("%s stopped: %w", argv[0], ctx.Err())
-		}
-		return string(out), fmt.Errorf("%s: %w: %s", argv[0], err, lastLine(string(out)))
-	}
-	return string(out), nil
-}
-
-// lastLine is the last non-empty line of s.
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.TrimSpace(lines[len(lines)-1])
 }
 
 // idleResult is what holding many idle keep-alive connections showed.

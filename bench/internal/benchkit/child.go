@@ -1,6 +1,7 @@
 // Package benchkit holds what the benchmark programs under bench/ share:
 // running proxies as child processes and stopping them, waiting for a
-// port, finding binaries, checking configs, and the machine and version
+// port, finding binaries, checking configs, running load tools and
+// reading wrk's output, and the machine and version
 // facts for their reports.
 package benchkit
 
