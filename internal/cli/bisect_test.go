@@ -5,76 +5,28 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gatewise/gatewise/internal/bisect"
 	"github.com/gatewise/gatewise/internal/config"
 	"github.com/gatewise/gatewise/internal/server"
+	"github.com/gatewise/gatewise/internal/testkit"
 )
-
-// bisectFPMBinary is Debian's php-fpm; scripts/test installs it (php8.2-fpm).
-const bisectFPMBinary = "/usr/sbin/php-fpm8.2"
 
 // startBisectFPM starts a php-fpm master without a php.ini, with one pool
 // on a unix socket in a temporary directory, and returns the pool's target
 // URL (fastcgi+unix://...). It is stopped when the test ends.
 func startBisectFPM(t *testing.T) string {
 	t.Helper()
-	if _, err := os.Stat(bisectFPMBinary); err != nil {
-		t.Fatalf("php-fpm is missing (%v): install it with `apt-get install -y php8.2-fpm`, or run scripts/test", err)
-	}
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "fpm.sock")
-	conf := filepath.Join(dir, "fpm.conf")
-	content := fmt.Sprintf("[global]\nerror_log = %s\ndaemonize = no\npid = %s\n[www]\nlisten = %s\npm = static\npm.max_children = 3\ncatch_workers_output = yes\nphp_flag[log_errors] = on\nphp_flag[display_errors] = off\n",
-		filepath.Join(dir, "fpm.log"), filepath.Join(dir, "fpm.pid"), sock)
-	if err := os.WriteFile(conf, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var out syncBuffer
-	cmd := exec.Command(bisectFPMBinary, "--nodaemonize", "-n", "--fpm-config", conf, "-R")
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting php-fpm: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("unix", sock)
-		if err == nil {
-			c.Close()
-			return "fastcgi+unix://" + sock
-		}
-		select {
-		case <-done:
-			t.Fatalf("php-fpm exited: %s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("php-fpm does not listen on %s after 10s: %v", sock, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	f := testkit.StartPHPFPM(t, testkit.PHPFPMConfig{Pools: []testkit.Pool{{Name: "www", MaxChildren: 3,
+		Extra: []string{"catch_workers_output = yes", "php_flag[log_errors] = on", "php_flag[display_errors] = off"}}}})
+	return "fastcgi+unix://" + f.Address("www")
 }
 
 // phpSite is a PHP site served by a real php-fpm behind a real gatewise:
