@@ -26,7 +26,6 @@ const (
 	mariadbInstall  = "/usr/bin/mariadb-install-db"
 	memcachedBinary = "/usr/bin/memcached"
 	redisBinary     = "/usr/bin/redis-server"
-	fpmBinary       = "/usr/sbin/php-fpm8.2"
 )
 
 // startupTimeout bounds a server's start.

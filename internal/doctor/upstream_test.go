@@ -16,12 +16,13 @@ import (
 
 	"github.com/gatewise/gatewise/internal/config"
 	"github.com/gatewise/gatewise/internal/fastcgi"
+	"github.com/gatewise/gatewise/internal/testkit"
 )
 
 // fpmServer is a php-fpm master with one pool on a unix socket, started by
 // a test.
 type fpmServer struct {
-	*server
+	*testkit.PHPFPM
 	sock, root string
 }
 
@@ -30,28 +31,11 @@ type fpmServer struct {
 // holding sleep.php, which touches the file "started" and sleeps.
 func startFPM(t *testing.T, maxChildren int) *fpmServer {
 	t.Helper()
-	need(t, fpmBinary, "php8.2-fpm")
-	dir := t.TempDir()
-	f := &fpmServer{sock: filepath.Join(dir, "fpm.sock"), root: filepath.Join(dir, "www")}
-	if err := os.Mkdir(f.root, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	script := fmt.Sprintf("<?php touch(%q); sleep(20); echo 'done';\n", filepath.Join(dir, "started"))
-	if err := os.WriteFile(filepath.Join(f.root, "sleep.php"), []byte(script), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(f.root, "ok.php"), []byte("<?php echo 'ok';\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	log := filepath.Join(dir, "fpm.log")
-	conf := fmt.Sprintf("[global]\nerror_log = %s\ndaemonize = no\npid = %s\n[www]\nlisten = %s\nlisten.backlog = 16\npm = static\npm.max_children = %d\npm.status_path = /fpm-status\n",
-		log, filepath.Join(dir, "fpm.pid"), f.sock, maxChildren)
-	confPath := filepath.Join(dir, "fpm.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f.server = startProcess(t, log, fpmBinary, "--nodaemonize", "-n", "--fpm-config", confPath, "-R")
-	f.waitFor(f.sock)
+	s := testkit.StartPHPFPM(t, testkit.PHPFPMConfig{StartTimeout: startupTimeout,
+		Pools: []testkit.Pool{{Name: "www", MaxChildren: maxChildren, Backlog: 16, StatusPath: "/fpm-status"}}})
+	f := &fpmServer{PHPFPM: s, sock: s.Address("www"), root: s.Root()}
+	f.Write("sleep.php", fmt.Sprintf("<?php touch(%q); sleep(20); echo 'done';\n", filepath.Join(s.Dir(), "started")))
+	f.Write("ok.php", "<?php echo 'ok';\n")
 	return f
 }
 
@@ -81,7 +65,7 @@ func (f *fpmServer) occupy(t *testing.T) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("sleep.php did not start within 10s\n%s", f.readLog())
+			t.Fatalf("sleep.php did not start within 10s\n%s", f.ReadLog())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -107,7 +91,7 @@ func TestFPMRealServer(t *testing.T) {
 		f := startFPM(t, 1)
 		f.occupy(t)
 		expect(t, check(f.sock), StatusFail, "fpm_pool_exhausted", "every PHP-FPM worker is busy", "no worker was free")
-		f.stop()
+		f.Stop()
 		expect(t, check(f.sock), StatusFail, "fpm_not_running", "socket does not exist")
 	})
 }

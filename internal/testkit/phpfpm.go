@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // PHPFPMBinary is Debian's php-fpm 8.2, from the package PHPFPMPackage.
@@ -47,6 +48,9 @@ type PHPFPMConfig struct {
 	// Global are more lines for the [global] section, such as
 	// "log_level = notice". Default none.
 	Global []string
+	// StartTimeout bounds the wait for each pool's socket. Default
+	// StartTimeout.
+	StartTimeout time.Duration
 }
 
 // PHPFPM is a php-fpm master started by a test (as root with -R, without a
@@ -63,7 +67,7 @@ type PHPFPM struct {
 
 // StartPHPFPM writes the config into a new t.TempDir(), creates the
 // document root dir/www, starts php-fpm, waits until every pool's socket
-// accepts (StartTimeout each), and stops the master when the test ends. It
+// accepts (c.StartTimeout each), and stops the master when the test ends. It
 // fails the test (never skips it) if php-fpm is not installed.
 func StartPHPFPM(t testing.TB, c PHPFPMConfig) *PHPFPM {
 	t.Helper()
@@ -120,7 +124,7 @@ func StartPHPFPM(t testing.TB, c PHPFPMConfig) *PHPFPM {
 	f.proc = startProcess(t, f.ReadLog, PHPFPMBinary, "--nodaemonize", "-n", "--fpm-config", confPath, "-R")
 	for _, p := range c.Pools {
 		a := f.addrs[p.Name]
-		f.proc.waitDial(t, "php-fpm pool "+p.Name, a[0], a[1])
+		f.proc.waitDial(t, "php-fpm pool "+p.Name, a[0], a[1], c.StartTimeout)
 	}
 	return f
 }

@@ -112,12 +112,16 @@ func (p *Process) Stop() {
 }
 
 // waitDial waits until network/address accepts a connection, failing the
-// test with the process's output if it exits first or StartTimeout passes.
-func (p *Process) waitDial(t testing.TB, what, network, address string) {
+// test with the process's output if it exits first or timeout (StartTimeout
+// if not positive) passes.
+func (p *Process) waitDial(t testing.TB, what, network, address string, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(StartTimeout)
+	if timeout <= 0 {
+		timeout = StartTimeout
+	}
+	deadline := time.Now().Add(timeout)
 	for {
-		c, err := net.Dial(network, address)
+		c, err := net.DialTimeout(network, address, time.Second)
 		if err == nil {
 			c.Close()
 			return
@@ -128,7 +132,7 @@ func (p *Process) waitDial(t testing.TB, what, network, address string) {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s does not listen on %s after %v: %v\n%s\n%s", what, address, StartTimeout, err, p.Output(), p.more())
+			t.Fatalf("%s does not listen on %s after %v: %v\n%s\n%s", what, address, timeout, err, p.Output(), p.more())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
