@@ -200,12 +200,12 @@ func selectContenders(o *options) ([]*contender, error) {
 
 // runResult is one contender's run.
 type runResult struct {
-	Name       string     `json:"name"`
-	Err        string     `json:"error,omitempty"`
-	ConfigFile string     `json:"config_file,omitempty"`
-	Config     string     `json:"config,omitempty"`
-	Command    string     `json:"wrk_command,omitempty"`
-	Wrk        *wrkResult `json:"wrk,omitempty"`
+	Name       string              `json:"name"`
+	Err        string              `json:"error,omitempty"`
+	ConfigFile string              `json:"config_file,omitempty"`
+	Config     string              `json:"config,omitempty"`
+	Command    string              `json:"wrk_command,omitempty"`
+	Wrk        *benchkit.WrkResult `json:"wrk,omitempty"`
 	// ProxyCPUus and FPMCPUus are the CPU time per request of the proxy's
 	// processes and of php-fpm's, in microseconds.
 	ProxyCPUus float64 `json:"proxy_cpu_us_per_request"`
@@ -390,35 +390,35 @@ func runContender(ctx context.Context, o *options, s setup, c *contender, wrkBin
 			"-d" + strconv.Itoa(int(d.Round(time.Second)/time.Second)) + "s", "--latency", url}
 	}
 	if o.warmup >= time.Second {
-		if _, err := runWrk(ctx, argv(o.warmup), o.warmup); err != nil {
+		if _, err := benchkit.RunTool(ctx, o.warmup+30*time.Second, argv(o.warmup)); err != nil {
 			return fail(fmt.Errorf("warm-up: %w", err))
 		}
 	}
-	proxy0, err := groupCPU(proc.Pid())
+	proxy0, _, err := benchkit.GroupCPU(proc.Pid())
 	if err != nil {
 		return fail(err)
 	}
-	fpm0, err := groupCPU(fpm.Pid())
+	fpm0, _, err := benchkit.GroupCPU(fpm.Pid())
 	if err != nil {
 		return fail(err)
 	}
 	a := argv(o.duration)
 	res.Command = strings.Join(a, " ")
-	out, err := runWrk(ctx, a, o.duration)
+	out, err := benchkit.RunTool(ctx, o.duration+30*time.Second, a)
 	_ = os.WriteFile(filepath.Join(s.dir, c.name+".wrk.txt"), []byte(out), 0o644)
 	if err != nil {
 		return fail(err)
 	}
-	w, err := parseWrk(out)
+	w, err := benchkit.ParseWrk(out)
 	if err != nil {
 		return fail(err)
 	}
 	res.Wrk = &w
-	proxy1, err := groupCPU(proc.Pid())
+	proxy1, _, err := benchkit.GroupCPU(proc.Pid())
 	if err != nil {
 		return fail(err)
 	}
-	fpm1, err := groupCPU(fpm.Pid())
+	fpm1, _, err := benchkit.GroupCPU(fpm.Pid())
 	if err != nil {
 		return fail(err)
 	}

@@ -1,8 +1,8 @@
 // Package benchkit holds what the benchmark programs under bench/ share:
 // running proxies as child processes and stopping them, waiting for a
-// port, finding binaries, checking configs, running load tools and
-// reading wrk's output, and the machine and version
-// facts for their reports.
+// port, finding binaries, checking configs, running load tools and reading
+// wrk's output, the CPU time of process groups from /proc, and the machine
+// and version facts for their reports.
 package benchkit
 
 import (
