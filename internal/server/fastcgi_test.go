@@ -7,25 +7,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gatewise/gatewise/internal/config"
 	"github.com/gatewise/gatewise/internal/fastcgi"
+	"github.com/gatewise/gatewise/internal/testkit"
 )
-
-// phpFPMBinary is Debian's php-fpm; scripts/test installs it (php8.2-fpm).
-const phpFPMBinary = "/usr/sbin/php-fpm8.2"
 
 // fpmPool is one pool of a test php-fpm master.
 type fpmPool struct {
@@ -37,14 +32,13 @@ type fpmPool struct {
 	url         string   // the target URL, set by startPHPFPM
 }
 
-// phpFPM is a php-fpm master started by a test, with its document root.
+// phpFPM is a php-fpm master started by a test (testkit.PHPFPM), with its
+// document root.
 type phpFPM struct {
+	*testkit.PHPFPM
 	t     *testing.T
 	dir   string
 	root  string // the document root, symbolic links resolved
-	cmd   *exec.Cmd
-	done  chan struct{}
-	out   *syncBuffer
 	pools map[string]*fpmPool
 }
 
@@ -53,110 +47,42 @@ type phpFPM struct {
 // and a fresh document root; it stops it when the test ends.
 func startPHPFPM(t *testing.T, pools ...*fpmPool) *phpFPM {
 	t.Helper()
-	if _, err := os.Stat(phpFPMBinary); err != nil {
-		t.Fatalf("php-fpm is missing (%v): install it with `apt-get install -y php8.2-fpm`, or run scripts/test", err)
+	var c testkit.PHPFPMConfig
+	for _, p := range pools {
+		backlog := p.backlog
+		if backlog == 0 {
+			backlog = 16
+		}
+		extra := []string{"catch_workers_output = yes",
+			"php_value[memory_limit] = 32M", "php_flag[log_errors] = on", "php_flag[display_errors] = off",
+			"php_value[post_max_size] = 200M", "php_value[upload_max_filesize] = 200M"}
+		c.Pools = append(c.Pools, testkit.Pool{Name: p.name, TCP: p.tcp, MaxChildren: p.maxChildren, Backlog: backlog,
+			StatusPath: "/fpm-status", Extra: append(extra, p.extra...)})
 	}
-	dir := t.TempDir()
-	f := &phpFPM{t: t, dir: dir, done: make(chan struct{}), out: &syncBuffer{}, pools: map[string]*fpmPool{}}
-	root := filepath.Join(dir, "www")
-	if err := os.Mkdir(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	real, err := filepath.EvalSymlinks(root)
+	s := testkit.StartPHPFPM(t, c)
+	real, err := filepath.EvalSymlinks(s.Root())
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.root = real
-	var conf strings.Builder
-	fmt.Fprintf(&conf, "[global]\nerror_log = %s\ndaemonize = no\npid = %s\n", filepath.Join(dir, "fpm.log"), filepath.Join(dir, "fpm.pid"))
-	addrs := map[string][2]string{}
+	f := &phpFPM{PHPFPM: s, t: t, dir: s.Dir(), root: real, pools: map[string]*fpmPool{}}
 	for _, p := range pools {
-		if p.maxChildren == 0 {
-			p.maxChildren = 2
-		}
-		if p.backlog == 0 {
-			p.backlog = 16
-		}
-		network, address := "unix", filepath.Join(dir, p.name+".sock")
-		p.url = "fastcgi+unix://" + address
-		if p.tcp {
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			network, address = "tcp", l.Addr().String()
-			l.Close()
-			p.url = "fastcgi://" + address
-		}
-		addrs[p.name] = [2]string{network, address}
-		fmt.Fprintf(&conf, "[%s]\nlisten = %s\nlisten.backlog = %d\npm = static\npm.max_children = %d\n", p.name, address, p.backlog, p.maxChildren)
-		conf.WriteString("pm.status_path = /fpm-status\ncatch_workers_output = yes\n")
-		conf.WriteString("php_value[memory_limit] = 32M\nphp_flag[log_errors] = on\nphp_flag[display_errors] = off\n")
-		conf.WriteString("php_value[post_max_size] = 200M\nphp_value[upload_max_filesize] = 200M\n")
-		for _, l := range p.extra {
-			conf.WriteString(l + "\n")
+		if s.Network(p.name) == "tcp" {
+			p.url = "fastcgi://" + s.Address(p.name)
+		} else {
+			p.url = "fastcgi+unix://" + s.Address(p.name)
 		}
 		f.pools[p.name] = p
-	}
-	confPath := filepath.Join(dir, "fpm.conf")
-	if err := os.WriteFile(confPath, []byte(conf.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f.cmd = exec.Command(phpFPMBinary, "--nodaemonize", "-n", "--fpm-config", confPath, "-R")
-	f.cmd.Stdout, f.cmd.Stderr = f.out, f.out
-	if err := f.cmd.Start(); err != nil {
-		t.Fatalf("starting php-fpm: %v", err)
-	}
-	go func() { _ = f.cmd.Wait(); close(f.done) }()
-	t.Cleanup(f.stop)
-	for name, a := range addrs {
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			c, err := net.Dial(a[0], a[1])
-			if err == nil {
-				c.Close()
-				break
-			}
-			select {
-			case <-f.done:
-				t.Fatalf("php-fpm exited: %s", f.out.String())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("php-fpm pool %s does not listen on %s after 10s: %v", name, a[1], err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
 	}
 	return f
 }
 
 // stop ends the master and its workers, and waits for them.
-func (f *phpFPM) stop() {
-	select {
-	case <-f.done:
-		return
-	default:
-	}
-	_ = f.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-f.done:
-	case <-time.After(10 * time.Second):
-		_ = f.cmd.Process.Kill()
-		<-f.done
-	}
-}
+func (f *phpFPM) stop() { f.Stop() }
 
 // write creates a file under the document root.
 func (f *phpFPM) write(name, content string) {
 	f.t.Helper()
-	p := filepath.Join(f.root, name)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		f.t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		f.t.Fatal(err)
-	}
+	f.Write(name, content)
 }
 
 // phpConfig returns a gateway config with one pool "php" of the given
