@@ -8,13 +8,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatewise/gatewise/internal/testkit"
 )
 
 // These tests run the real programs (nginx, Apache, PHP-FPM, HAProxy from
@@ -101,76 +101,13 @@ func startFailing(t *testing.T) *failing {
 	return f
 }
 
-// needProgram returns the path of a program, or fails with the install line.
-func needProgram(t *testing.T, name, pkg string) string {
-	t.Helper()
-	for _, p := range []string{name, "/usr/sbin/" + name, "/sbin/" + name} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	t.Fatalf("%s is not installed: apt-get install -y %s (scripts/test installs it)", name, pkg)
-	return ""
-}
-
-// freePort returns a loopback address that was free a moment ago.
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// startServer runs a server in the foreground until the test ends, and
-// waits until addr accepts connections. stop sends sig and waits for it.
+// startServer runs a server in the foreground (in its own process group)
+// until the test ends, and waits until addr accepts connections; stdout,
+// if not nil, receives its standard output. stop ends it and waits for it.
 func startServer(t *testing.T, addr string, stdout io.Writer, name string, args ...string) (stop func()) {
 	t.Helper()
-	cmd := exec.Command(name, args...)
-	var errBuf strings.Builder
-	cmd.Stdout = stdout
-	cmd.Stderr = &errBuf
-	if stdout == nil {
-		cmd.Stdout = &errBuf
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-			select {
-			case <-exited:
-			case <-time.After(10 * time.Second):
-				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-				<-exited
-			}
-		})
-	}
-	t.Cleanup(stop)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return stop
-		}
-		select {
-		case <-exited:
-			t.Fatalf("%s exited at start: %s", name, errBuf.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s does not listen on %s after 15s: %s", name, addr, errBuf.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return testkit.StartDaemon(t, testkit.Daemon{Binary: name, Args: args, Addr: addr, Stdout: stdout,
+		Group: true, StartTimeout: 15 * time.Second}).Stop
 }
 
 // get requests url and returns the status (0 on a transport error).
@@ -269,8 +206,8 @@ func TestRealNginxAndPHPFPM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs nginx and php-fpm")
 	}
-	nginx := needProgram(t, "nginx", "nginx")
-	fpm := needProgram(t, "php-fpm8.2", "php8.2-fpm")
+	nginx := testkit.LookBinary(t, "nginx", "nginx")
+	fpm := testkit.LookBinary(t, "php-fpm8.2", "php8.2-fpm")
 	up := startFailing(t)
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755)
@@ -281,7 +218,7 @@ func TestRealNginxAndPHPFPM(t *testing.T) {
 	writeFile(t, filepath.Join(www, "fatal.php"), "<?php no_such_function();\n")
 	writeFile(t, filepath.Join(www, "ok.php"), "<?php echo 'ok';\n")
 
-	fpmAddr := freePort(t)
+	fpmAddr := testkit.FreePort(t)
 	writeFile(t, filepath.Join(dir, "php-fpm.conf"), fmt.Sprintf(`[global]
 pid = %[1]s/php-fpm.pid
 error_log = %[1]s/php-fpm.log
@@ -306,7 +243,7 @@ php_admin_flag[display_errors] = off
 `, dir, fpmAddr))
 	startServer(t, fpmAddr, nil, fpm, "-R", "-F", "-y", filepath.Join(dir, "php-fpm.conf"))
 
-	addr := freePort(t)
+	addr := testkit.FreePort(t)
 	writeFile(t, filepath.Join(dir, "nginx.conf"), fmt.Sprintf(`user root;
 worker_processes 1;
 pid %[1]s/nginx.pid;
@@ -384,11 +321,11 @@ func TestRealApache(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs apache2")
 	}
-	apache := needProgram(t, "apache2", "apache2")
+	apache := testkit.LookBinary(t, "apache2", "apache2")
 	up := startFailing(t)
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755)
-	addr := freePort(t)
+	addr := testkit.FreePort(t)
 	mods := "/usr/lib/apache2/modules/"
 	writeFile(t, filepath.Join(dir, "apache2.conf"), fmt.Sprintf(`ServerRoot %[1]s
 ServerName localhost
@@ -431,10 +368,10 @@ func TestRealHAProxy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs haproxy")
 	}
-	haproxy := needProgram(t, "haproxy", "haproxy")
+	haproxy := testkit.LookBinary(t, "haproxy", "haproxy")
 	up := startFailing(t)
 	dir := t.TempDir()
-	addr := freePort(t)
+	addr := testkit.FreePort(t)
 	writeFile(t, filepath.Join(dir, "haproxy.cfg"), fmt.Sprintf(`global
 	log stdout format raw local0 info
 	pidfile %[1]s/haproxy.pid

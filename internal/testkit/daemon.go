@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -41,6 +42,10 @@ type Daemon struct {
 	// Args are the program's arguments; the caller includes the config
 	// path (filepath.Join(Dir, ConfigFile)) and the foreground flag.
 	Args []string
+	// Stdout receives the program's standard output (such as a log
+	// written there). Default: captured with its standard error, in
+	// Process.Output.
+	Stdout io.Writer
 	// Env is added to the test's environment. Default none.
 	Env []string
 	// Addr is the TCP address waited for until it accepts. Required.
@@ -77,6 +82,9 @@ func StartDaemon(t testing.TB, d Daemon) *Process {
 	}
 	p := &Process{cmd: exec.Command(bin, d.Args...), done: make(chan struct{}), group: d.Group}
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	if d.Stdout != nil {
+		p.cmd.Stdout = d.Stdout
+	}
 	if d.Env != nil {
 		p.cmd.Env = append(os.Environ(), d.Env...)
 	}
