@@ -9,16 +9,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/gatewise/gatewise/internal/testkit"
 )
 
 // upstreams are loopback servers behind the proxies under test, failing on
@@ -101,75 +101,16 @@ func startUpstreams(t *testing.T) *upstreams {
 // freePort returns a loopback address that was free a moment ago.
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return testkit.FreePort(t)
 }
 
-// needProgram returns the path of a program, or fails with the install line.
-func needProgram(t *testing.T, name, pkg string) string {
-	t.Helper()
-	for _, p := range []string{name, "/usr/sbin/" + name, "/sbin/" + name} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	t.Fatalf("%s is not installed: apt-get install -y %s (scripts/test installs it)", name, pkg)
-	return ""
-}
-
-// startServer runs a server in the foreground until the test ends and
-// waits until addr accepts connections.
+// startServer runs a server in the foreground (in its own process group,
+// with env added to the test's) until the test ends and waits until addr
+// accepts connections.
 func startServer(t *testing.T, addr string, env []string, name string, args ...string) {
 	t.Helper()
-	cmd := exec.Command(name, args...)
-	var out strings.Builder
-	var outMu sync.Mutex
-	w := writerFunc(func(p []byte) (int, error) { outMu.Lock(); defer outMu.Unlock(); return out.Write(p) })
-	cmd.Stdout, cmd.Stderr = w, w
-	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case <-exited:
-			outMu.Lock()
-			defer outMu.Unlock()
-			t.Fatalf("%s exited at start: %s", name, out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s does not listen on %s after 15s", name, addr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.StartDaemon(t, testkit.Daemon{Binary: name, Args: args, Env: env, Addr: addr, Group: true, StartTimeout: 15 * time.Second})
 }
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
@@ -182,7 +123,7 @@ func writeFile(t *testing.T, path, content string) {
 // one location per upstream; it returns the base URL.
 func startNginx(t *testing.T, up *upstreams) string {
 	t.Helper()
-	nginx := needProgram(t, "nginx", "nginx")
+	nginx := testkit.LookBinary(t, "nginx", "nginx")
 	dir := t.TempDir()
 	addr := freePort(t)
 	writeFile(t, filepath.Join(dir, "nginx.conf"), fmt.Sprintf(`user root;
@@ -217,7 +158,7 @@ http {
 // pages) in front of the upstreams.
 func startApache(t *testing.T, up *upstreams) string {
 	t.Helper()
-	apache := needProgram(t, "apache2", "apache2")
+	apache := testkit.LookBinary(t, "apache2", "apache2")
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755)
 	addr := freePort(t)
@@ -249,7 +190,7 @@ ProxyPass /ok http://%[6]s/ok retry=0
 // upstreams.
 func startHAProxy(t *testing.T, up *upstreams) string {
 	t.Helper()
-	haproxy := needProgram(t, "haproxy", "haproxy")
+	haproxy := testkit.LookBinary(t, "haproxy", "haproxy")
 	dir := t.TempDir()
 	addr := freePort(t)
 	writeFile(t, filepath.Join(dir, "haproxy.cfg"), fmt.Sprintf(`global
@@ -282,7 +223,7 @@ backend ok
 // startCaddy runs Caddy's reverse_proxy in front of a dead upstream.
 func startCaddy(t *testing.T, up *upstreams) string {
 	t.Helper()
-	caddy := needProgram(t, "caddy", "caddy")
+	caddy := testkit.LookBinary(t, "caddy", "caddy")
 	dir := t.TempDir()
 	addr := freePort(t)
 	writeFile(t, filepath.Join(dir, "Caddyfile"), fmt.Sprintf(`{
