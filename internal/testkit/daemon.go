@@ -2,11 +2,9 @@ package testkit
 
 import (
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -77,40 +75,7 @@ func StartDaemon(t testing.TB, d Daemon) *Process {
 			t.Fatal(err)
 		}
 	}
-	if d.StartTimeout <= 0 {
-		d.StartTimeout = StartTimeout
-	}
-	p := &Process{cmd: exec.Command(bin, d.Args...), done: make(chan struct{}), group: d.Group}
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
-	if d.Stdout != nil {
-		p.cmd.Stdout = d.Stdout
-	}
-	if d.Env != nil {
-		p.cmd.Env = append(os.Environ(), d.Env...)
-	}
-	if d.Group {
-		p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("%s: %v", d.Binary, err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(p.Stop)
-	deadline := time.Now().Add(d.StartTimeout)
-	for {
-		c, err := net.DialTimeout("tcp", d.Addr, time.Second)
-		if err == nil {
-			c.Close()
-			return p
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("%s exited at start: %s", d.Binary, p.Output())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s does not listen on %s after %v: %v\n%s", d.Binary, d.Addr, d.StartTimeout, err, p.Output())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	p := startProcess(t, spawn{name: bin, args: d.Args, env: d.Env, stdout: d.Stdout, group: d.Group})
+	p.waitDial(t, d.Binary, "tcp", d.Addr, d.StartTimeout)
+	return p
 }

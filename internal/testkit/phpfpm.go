@@ -121,7 +121,7 @@ func StartPHPFPM(t testing.TB, c PHPFPMConfig) *PHPFPM {
 	if err := os.WriteFile(confPath, []byte(conf.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f.proc = startProcess(t, f.ReadLog, PHPFPMBinary, "--nodaemonize", "-n", "--fpm-config", confPath, "-R")
+	f.proc = startProcess(t, spawn{name: PHPFPMBinary, args: []string{"--nodaemonize", "-n", "--fpm-config", confPath, "-R"}, extra: f.ReadLog})
 	for _, p := range c.Pools {
 		a := f.addrs[p.Name]
 		f.proc.waitDial(t, "php-fpm pool "+p.Name, a[0], a[1], c.StartTimeout)

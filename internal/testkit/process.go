@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -58,8 +59,9 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// Process is a server process started by a test, with its stdout and
-// stderr captured.
+// Process is a server process started by a test (by StartDaemon or
+// StartPHPFPM), with its standard error (and output, unless sent
+// elsewhere) captured.
 type Process struct {
 	cmd  *exec.Cmd
 	out  syncBuffer
@@ -70,14 +72,33 @@ type Process struct {
 	group bool
 }
 
-// startProcess starts name with args, captures its output, and stops it
-// when the test ends.
-func startProcess(t testing.TB, extra func() string, name string, args ...string) *Process {
+// spawn is how startProcess runs a program.
+type spawn struct {
+	name   string
+	args   []string
+	env    []string  // added to the test's environment
+	stdout io.Writer // nil: captured with stderr
+	group  bool      // own process group, signalled as a whole
+	extra  func() string
+}
+
+// startProcess starts s.name with s.args, captures its output, and stops
+// it when the test ends.
+func startProcess(t testing.TB, s spawn) *Process {
 	t.Helper()
-	p := &Process{cmd: exec.Command(name, args...), done: make(chan struct{}), extra: extra}
+	p := &Process{cmd: exec.Command(s.name, s.args...), done: make(chan struct{}), extra: s.extra, group: s.group}
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	if s.stdout != nil {
+		p.cmd.Stdout = s.stdout
+	}
+	if s.env != nil {
+		p.cmd.Env = append(os.Environ(), s.env...)
+	}
+	if s.group {
+		p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	}
 	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
+		t.Fatalf("starting %s: %v", s.name, err)
 	}
 	go func() { _ = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(p.Stop)
@@ -87,7 +108,8 @@ func startProcess(t testing.TB, extra func() string, name string, args ...string
 // Pid returns the process id.
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
-// Output returns what the process wrote to stdout and stderr so far.
+// Output returns what the process wrote to its captured standard error
+// and output so far.
 func (p *Process) Output() string { return p.out.String() }
 
 // Done is closed when the process has exited.
@@ -128,7 +150,7 @@ func (p *Process) waitDial(t testing.TB, what, network, address string, timeout 
 		}
 		select {
 		case <-p.done:
-			t.Fatalf("%s exited: %s\n%s", what, p.Output(), p.more())
+			t.Fatalf("%s exited at start: %s\n%s", what, p.Output(), p.more())
 		default:
 		}
 		if time.Now().After(deadline) {
