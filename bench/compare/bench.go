@@ -218,13 +218,13 @@ type cpuMeter struct {
 
 func (m *cpuMeter) begin() error {
 	if m.proxy != nil {
-		d, n, err := groupCPU(m.proxy.Pid())
+		d, n, err := benchkit.GroupCPU(m.proxy.Pid())
 		if err != nil {
 			return err
 		}
 		m.proxy0, m.procs = int64(d), int64(n)
 	}
-	d, _, err := groupCPU(m.up.Pid())
+	d, _, err := benchkit.GroupCPU(m.up.Pid())
 	m.up0 = int64(d)
 	return err
 }
@@ -235,14 +235,14 @@ func (m *cpuMeter) end(res *runResult, requests int64) error {
 		return errors.New("no request was answered")
 	}
 	if m.proxy != nil {
-		d, n, err := groupCPU(m.proxy.Pid())
+		d, n, err := benchkit.GroupCPU(m.proxy.Pid())
 		if err != nil {
 			return err
 		}
 		res.ProxyCPUus = float64(int64(d)-m.proxy0) / 1e3 / float64(requests)
 		res.ProxyProcs = max(n, int(m.procs))
 	}
-	d, _, err := groupCPU(m.up.Pid())
+	d, _, err := benchkit.GroupCPU(m.up.Pid())
 	if err != nil {
 		return err
 	}
