@@ -54,7 +54,7 @@ while (($# > 0)); do
 		continue
 		;;
 	-h | --help)
-		sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
+		usage "${BASH_SOURCE[0]}"
 		exit 0
 		;;
 	*) fail "unknown argument $1 (see --help)" ;;
@@ -72,29 +72,11 @@ while (($# > 0)); do
 done
 
 # Paths given relative to where the script was started from.
-if [[ -n $gatewise_bin && $gatewise_bin != /* ]]; then gatewise_bin=$start_dir/$gatewise_bin; fi
-if [[ -n $out && $out != /* ]]; then out=$start_dir/$out; fi
+from_start_dir gatewise_bin out
 
 if [[ ,$runs, == *,nginx,* ]] && ! have nginx; then
-	install=(env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx)
-	if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
-		{
-			echo "bench/overload.sh: missing: nginx"
-			echo "Install it (Debian 12 or Ubuntu), then run bench/overload.sh again:"
-			echo "  sudo apt-get update && sudo ${install[*]}"
-		} >&2
-		exit 1
-	fi
-	echo "==> installing nginx"
-	apt-get update
-	"${install[@]}" || fail "apt-get install nginx failed"
+	install_missing nginx
 	have nginx || fail "nginx is still missing after apt-get install"
-	# The package starts its own service on port 80 and enables it; the
-	# benchmark runs its own instances, so stop it when systemd runs it.
-	# Without systemd (a container) nothing was started.
-	if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
-		systemctl stop nginx >/dev/null 2>&1 || true
-	fi
 fi
 
 need_go
