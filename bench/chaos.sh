@@ -51,7 +51,7 @@ while (($# > 0)); do
 		continue
 		;;
 	-h | --help)
-		sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
+		usage "${BASH_SOURCE[0]}"
 		exit 0
 		;;
 	*) fail "unknown argument $1 (see --help)" ;;
@@ -68,35 +68,17 @@ while (($# > 0)); do
 done
 
 # Paths given relative to where the script was started from.
-if [[ -n $gatewise_bin && $gatewise_bin != /* ]]; then gatewise_bin=$start_dir/$gatewise_bin; fi
-if [[ -n $out && $out != /* ]]; then out=$start_dir/$out; fi
+from_start_dir gatewise_bin out
 
 missing=()
 for p in nginx haproxy; do
 	if [[ ,$proxies, == *,$p,* ]] && ! have "$p"; then missing+=("$p"); fi
 done
 if ((${#missing[@]} > 0)); then
-	install=(env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}")
-	if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
-		{
-			echo "bench/chaos.sh: missing: ${missing[*]}"
-			echo "Install them (Debian 12 or Ubuntu), then run bench/chaos.sh again:"
-			echo "  sudo apt-get update && sudo ${install[*]}"
-		} >&2
-		exit 1
-	fi
-	echo "==> installing ${missing[*]}"
-	apt-get update
-	"${install[@]}" || fail "apt-get install ${missing[*]} failed"
+	install_missing "${missing[@]}"
 	for p in "${missing[@]}"; do
 		have "$p" || fail "$p is still missing after apt-get install"
 	done
-	# The packages start their own service on port 80 (nginx) and enable
-	# it; the benchmark runs its own instances, so stop those when systemd
-	# runs them. Without systemd (a container) nothing was started.
-	if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
-		for p in "${missing[@]}"; do systemctl stop "$p" >/dev/null 2>&1 || true; done
-	fi
 fi
 
 need_go
