@@ -56,7 +56,7 @@ while (($# > 0)); do
 		continue
 		;;
 	-h | --help)
-		sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
+		usage "${BASH_SOURCE[0]}"
 		exit 0
 		;;
 	*) fail "unknown argument $1 (see --help)" ;;
@@ -74,32 +74,13 @@ while (($# > 0)); do
 done
 
 # Paths given relative to where the script was started from.
-if [[ -n $gatewise_bin && $gatewise_bin != /* ]]; then gatewise_bin=$start_dir/$gatewise_bin; fi
-if [[ -n $out && $out != /* ]]; then out=$start_dir/$out; fi
+from_start_dir gatewise_bin out
 
 missing=()
 have wrk || missing+=(wrk)
 have php-fpm8.2 || missing+=(php8.2-fpm)
 if [[ ,$runs, == *,nginx,* ]] && ! have nginx; then missing+=(nginx); fi
-if ((${#missing[@]} > 0)); then
-	install=(env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}")
-	if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
-		{
-			echo "bench/fastcgi.sh: missing: ${missing[*]}"
-			echo "Install them (Debian 12 or Ubuntu), then run bench/fastcgi.sh again:"
-			echo "  sudo apt-get update && sudo ${install[*]}"
-		} >&2
-		exit 1
-	fi
-	echo "==> installing ${missing[*]}"
-	apt-get update
-	"${install[@]}" || fail "apt-get install ${missing[*]} failed"
-	# The packages start their own services and enable them; the benchmark
-	# runs its own instances, so stop them when systemd runs them.
-	if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
-		systemctl stop nginx php8.2-fpm >/dev/null 2>&1 || true
-	fi
-fi
+install_missing "${missing[@]}"
 
 need_go
 
