@@ -1,0 +1,47 @@
+package benchkit
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+)
+
+// ErrUsage is returned by ParseFlags for a bad command line, whose
+// message the flag set has already printed; ExitCode turns it into exit
+// status 2.
+var ErrUsage = errors.New("usage")
+
+// ParseFlags parses args with fs (made with flag.ContinueOnError) and
+// accepts no argument after the flags. It returns flag.ErrHelp for -h and
+// -help, and ErrUsage for a bad flag (which fs has reported) or an
+// argument left over (reported on stderr as "NAME: unexpected argument",
+// NAME being fs's name).
+func ParseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return ErrUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return ErrUsage
+	}
+	return nil
+}
+
+// ExitCode is a benchmark program's exit status for the error its run
+// returned: 0 for none or flag.ErrHelp, 2 for ErrUsage (already
+// reported), and 1 for any other, written to stderr on one line as
+// "NAME: error".
+func ExitCode(name string, err error, stderr io.Writer) int {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, ErrUsage):
+		return 2
+	}
+	fmt.Fprintln(stderr, name+": "+OneLine(err.Error()))
+	return 1
+}

@@ -1,0 +1,63 @@
+package benchkit
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestParseFlags(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args    []string
+		want    error
+		stderr  string
+		verbose bool
+	}{
+		{args: nil},
+		{args: []string{"-v", "-n", "3"}, verbose: true},
+		{args: []string{"-h"}, want: flag.ErrHelp},
+		{args: []string{"-n", "three"}, want: ErrUsage, stderr: "invalid value"},
+		{args: []string{"-bogus"}, want: ErrUsage, stderr: "not defined: -bogus"},
+		{args: []string{"-v", "extra"}, want: ErrUsage, stderr: `prog: unexpected argument "extra"`, verbose: true},
+	} {
+		var stderr strings.Builder
+		fs := flag.NewFlagSet("prog", flag.ContinueOnError)
+		fs.SetOutput(&stderr)
+		v := fs.Bool("v", false, "verbose")
+		fs.Int("n", 1, "count")
+		err := ParseFlags(fs, tc.args, &stderr)
+		if !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
+			t.Errorf("ParseFlags(%q) = %v, want %v", tc.args, err, tc.want)
+		}
+		if !strings.Contains(stderr.String(), tc.stderr) || (tc.stderr == "" && tc.want == nil && stderr.Len() > 0) {
+			t.Errorf("ParseFlags(%q) printed %q, want %q", tc.args, stderr.String(), tc.stderr)
+		}
+		if *v != tc.verbose {
+			t.Errorf("ParseFlags(%q): -v %v, want %v", tc.args, *v, tc.verbose)
+		}
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		err    error
+		code   int
+		stderr string
+	}{
+		{nil, 0, ""},
+		{fmt.Errorf("parsing: %w", flag.ErrHelp), 0, ""},
+		{ErrUsage, 2, ""},
+		{fmt.Errorf("nginx: %w", io.ErrUnexpectedEOF), 1, "prog: nginx: unexpected EOF\n"},
+		{errors.New("two\nlines"), 1, "prog: two | lines\n"},
+	} {
+		var stderr strings.Builder
+		if got := ExitCode("prog", tc.err, &stderr); got != tc.code || stderr.String() != tc.stderr {
+			t.Errorf("ExitCode(%v) = %d, printed %q; want %d, %q", tc.err, got, stderr.String(), tc.code, tc.stderr)
+		}
+	}
+}
