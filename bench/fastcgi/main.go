@@ -45,17 +45,8 @@ func mainCode() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.Is(err, errUsage):
-		return 2
-	}
-	fmt.Fprintln(os.Stderr, "fastcgi: "+benchkit.OneLine(err.Error()))
-	return 1
+	return benchkit.ExitCode("fastcgi", err, os.Stderr)
 }
-
-var errUsage = errors.New("usage")
 
 // options are the command-line flags.
 type options struct {
@@ -91,15 +82,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		fmt.Fprintln(stderr, "Usage: fastcgi -gatewise BIN [flags]\n\nhello.php on one php-fpm pool through nginx (fastcgi_pass) and through gatewise.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
-		}
-		return nil, errUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "fastcgi: unexpected argument %q\n", fs.Arg(0))
-		return nil, errUsage
+	if err := benchkit.ParseFlags(fs, args, stderr); err != nil {
+		return nil, err
 	}
 	switch {
 	case o.duration < 2*time.Second || o.duration > 2*time.Minute:
