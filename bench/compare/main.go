@@ -52,17 +52,8 @@ func mainCode() int {
 	} else {
 		err = run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	}
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.Is(err, errUsage):
-		return 2
-	}
-	fmt.Fprintln(os.Stderr, "compare: "+benchkit.OneLine(err.Error()))
-	return 1
+	return benchkit.ExitCode("compare", err, os.Stderr)
 }
-
-var errUsage = errors.New("usage")
 
 // The scenarios, by their names in -scenarios.
 const (
@@ -141,15 +132,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		fmt.Fprintln(stderr, "Usage: compare -gatewise BIN [flags]\n       compare upstream -listen ADDR\n\nMeasures gatewise beside nginx, HAProxy and Caddy.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
-		}
-		return nil, errUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "compare: unexpected argument %q\n", fs.Arg(0))
-		return nil, errUsage
+	if err := benchkit.ParseFlags(fs, args, stderr); err != nil {
+		return nil, err
 	}
 	if o.quick {
 		o.duration, o.warmup, o.bigDuration, o.closeDur, o.h2Duration = 2*time.Second, time.Second, time.Second, time.Second, time.Second

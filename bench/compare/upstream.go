@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/gatewise/gatewise/bench/internal/benchkit"
 )
 
 // smallBody is the body of GET /small.
@@ -59,7 +61,7 @@ func runUpstream(ctx context.Context, args []string, stderr io.Writer) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return errUsage
+		return benchkit.ErrUsage
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("upstream: unexpected argument %q", fs.Arg(0))
