@@ -53,8 +53,8 @@ func TestGroupMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mem.Procs != 2 || mem.Kind != "Pss" || mem.Bytes < 100<<10 || mem.Bytes > 1<<30 {
-		t.Errorf("memory %+v: want Pss of 2 processes between 100 KiB and 1 GiB", mem)
+	if mem.Procs != 2 || mem.Kind != "private" || mem.Bytes < 100<<10 || mem.Bytes > 1<<30 {
+		t.Errorf("memory %+v: want the private memory of 2 processes between 100 KiB and 1 GiB", mem)
 	}
 	ch.Stop()
 	for deadline := time.Now().Add(5 * time.Second); ; {
@@ -176,9 +176,9 @@ func testReport() *report {
 		{Contender: "nginx", Scenario: scenSmall, Wrk: w(25000, 6), ProxyCPUus: 25, Lang: "nginx", Config: "events {}\n"},
 		{Contender: "Caddy", Scenario: scenSmall, Err: "caddy exited | badly"},
 		{Contender: "gatewise", Scenario: scenIdle, Idle: &idleResult{Wanted: 10000, Opened: 10000, StillOp: 9990},
-			MemBefore: &memReading{Bytes: 10 << 20, Kind: "Pss", Procs: 1}, MemAfter: &memReading{Bytes: 300 << 20, Kind: "Pss", Procs: 1}, KiBPerConn: 29.7},
+			MemBefore: &memReading{Bytes: 10 << 20, Kind: "private", Procs: 1}, MemAfter: &memReading{Bytes: 300 << 20, Kind: "private", Procs: 1}, KiBPerConn: 29.7},
 		{Contender: "nginx", Scenario: scenIdle, Idle: &idleResult{Wanted: 10000, Opened: 10000, StillOp: 10000},
-			MemBefore: &memReading{Bytes: 9 << 20, Kind: "Pss", Procs: 3}, MemAfter: &memReading{Bytes: 23 << 20, Kind: "Pss", Procs: 3}, KiBPerConn: 1.4},
+			MemBefore: &memReading{Bytes: 9 << 20, Kind: "private", Procs: 3}, MemAfter: &memReading{Bytes: 23 << 20, Kind: "private", Procs: 3}, KiBPerConn: 1.4},
 		{Contender: "nginx", Scenario: scenH2, H2: &h2Result{Seconds: 5, OKRPS: 20000, Done: 100000, OK: 100000, MeanMs: 20, MaxMs: 80}},
 		{Contender: "gatewise", Scenario: scenH2, H2: &h2Result{Seconds: 5, OKRPS: 2000, Done: 30000, OK: 10000, Non2xx: 20000, MeanMs: 50, MaxMs: 200}},
 	}
@@ -211,7 +211,7 @@ func TestReportTables(t *testing.T) {
 		}
 	}
 	idle := r.table(scenIdle)
-	if want := "| gatewise | 9,990 of 10,000 | 10.0 MiB | 300.0 MiB | 29.7 KiB | 21.21× | the proxy: 1 (Pss) |"; !strings.Contains(idle, want) {
+	if want := "| gatewise | 9,990 of 10,000 | 10.0 MiB | 300.0 MiB | 29.7 KiB | 21.21× | the proxy: 1 (private) |"; !strings.Contains(idle, want) {
 		t.Errorf("idle table lacks %q:\n%s", want, idle)
 	}
 	h2 := r.table(scenH2)

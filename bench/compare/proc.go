@@ -14,27 +14,36 @@ import (
 // memReading is the memory of a group of processes.
 type memReading struct {
 	Bytes int64  `json:"bytes"`
-	Kind  string `json:"kind"` // "Pss" or "RSS" (the fallback)
+	Kind  string `json:"kind"` // "private" or "RSS" (the fallback)
 	Procs int    `json:"processes"`
 }
 
-// groupMemory returns the proportional set size (Pss, from
-// /proc/PID/smaps_rollup) summed over the processes of group pgid, so that
-// pages the nginx master shares with its workers count once; where
-// smaps_rollup cannot be read, the resident set size (VmRSS) instead.
+// groupMemory returns the private memory (Private_Clean + Private_Dirty,
+// from /proc/PID/smaps_rollup: the pages no other process maps) summed
+// over the processes of group pgid, where smaps_rollup cannot be read the
+// resident set size (VmRSS) instead. What connections cost is private to
+// the process holding them; a proportional share (Pss) of the libraries
+// every process maps moves whenever another program starts or exits, by
+// more than 200 connections cost nginx.
 func groupMemory(pgid int) (memReading, error) {
 	pids, err := benchkit.GroupPIDs(pgid)
 	if err != nil {
 		return memReading{}, err
 	}
-	r := memReading{Kind: "Pss", Procs: len(pids)}
+	r := memReading{Kind: "private", Procs: len(pids)}
 	for _, pid := range pids {
-		kb, err := procField(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss:")
+		path := fmt.Sprintf("/proc/%d/smaps_rollup", pid)
+		clean, err := procField(path, "Private_Clean:")
 		if err != nil {
 			r.Kind = "RSS"
 			break
 		}
-		r.Bytes += kb << 10
+		dirty, err := procField(path, "Private_Dirty:")
+		if err != nil {
+			r.Kind = "RSS"
+			break
+		}
+		r.Bytes += (clean + dirty) << 10
 	}
 	if r.Kind == "RSS" {
 		r.Bytes = 0
