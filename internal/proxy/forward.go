@@ -58,9 +58,9 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, pp *poolProxy)
 		panic(http.ErrAbortHandler)
 	}
 	if len(res.Trailer) > 0 {
-		if len(res.Trailer) != announced {
-			_ = http.NewResponseController(w).Flush() // unannounced trailers need the headers out first
-		}
+		// Headers out first, chunked: net/http must not compute a
+		// Content-Length for a short body that has trailers.
+		_ = http.NewResponseController(w).Flush()
 		for k, vv := range res.Trailer {
 			if len(res.Trailer) != announced {
 				k = http.TrailerPrefix + k
