@@ -821,9 +821,17 @@ func TestConnectionReuse(t *testing.T) {
 func TestStatusPage(t *testing.T) {
 	f := startFPM(t, &pool{name: "shop", maxChildren: 3})
 	tr := f.transport("shop", Options{})
-	st, err := tr.Status(context.Background(), "/fpm-status")
-	if err != nil {
-		t.Fatal(err)
+	// The master may still be forking its static workers when the socket
+	// first accepts: read until all three are there (bounded).
+	var st *Status
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var err error
+		if st, err = tr.Status(context.Background(), "/fpm-status"); err != nil {
+			t.Fatal(err)
+		}
+		if st.TotalProcesses == 3 || time.Now().After(deadline) {
+			break
+		}
 	}
 	if st.Pool != "shop" || st.ProcessManager != "static" || st.TotalProcesses != 3 || st.ActiveProcesses < 1 ||
 		time.Since(st.StartTime.Time) > time.Minute || st.AcceptedConn < 1 {
