@@ -22,14 +22,21 @@ type headerField struct{ k0, k1, v0, v1 int }
 // names and values share one string, so a response costs a handful of
 // allocations whatever its header count.
 func readResponseHead(br *bufio.Reader, maxBytes int64, scratch *[]byte) (*http.Response, error) {
-	return readHead(br, &maxBytes, scratch)
+	res := new(http.Response)
+	if err := readHead(br, &maxBytes, scratch, res, nil); err != nil {
+		return nil, err
+	}
+	return res, nil
 }
 
-// readHead is readResponseHead taking its limit from *budget, the header
-// bytes still allowed, which it lowers by the bytes it reads (line ends
-// included), so that interim responses can share one limit with the final
-// one.
-func readHead(br *bufio.Reader, budget *int64, scratch *[]byte) (*http.Response, error) {
+// readHead is readResponseHead reading into res (which it overwrites),
+// taking its limit from *budget, the header bytes still allowed, which it
+// lowers by the bytes it reads (line ends included), so that interim
+// responses can share one limit with the final one. The headers' values
+// are capacity-limited slices of vals when it has room for one per field
+// (an append to one reallocates rather than overwrite its neighbour),
+// else of an array it allocates.
+func readHead(br *bufio.Reader, budget *int64, scratch *[]byte, res *http.Response, vals []string) error {
 	block := (*scratch)[:0]
 	defer func() {
 		if cap(block) <= maxScratch {
@@ -42,12 +49,12 @@ func readHead(br *bufio.Reader, budget *int64, scratch *[]byte) (*http.Response,
 	for {
 		line, err := readLine(br, &block, budget)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if statusLine == nil {
 			statusLine = line
 			if len(line) == 0 {
-				return nil, malformed("empty status line")
+				return malformed("empty status line")
 			}
 			continue
 		}
@@ -56,17 +63,23 @@ func readHead(br *bufio.Reader, budget *int64, scratch *[]byte) (*http.Response,
 		}
 		f, err := parseField(line, len(block)-len(line))
 		if err != nil {
-			return nil, err
+			return err
 		}
 		fields = append(fields, f)
 	}
-	res := &http.Response{ContentLength: -1}
-	if err := parseStatusLine(string(statusLine), res); err != nil {
-		return nil, err
-	}
+	// One string for the status line (the block's first line) and every
+	// name and value.
 	s := string(block)
+	*res = http.Response{ContentLength: -1}
+	if err := parseStatusLine(s[:len(statusLine)], res); err != nil {
+		return err
+	}
 	res.Header = make(http.Header, len(fields))
-	vals := make([]string, len(fields))
+	if len(vals) >= len(fields) {
+		vals = vals[:len(fields)]
+	} else {
+		vals = make([]string, len(fields))
+	}
 	for i, f := range fields {
 		k, v := s[f.k0:f.k1], s[f.v0:f.v1]
 		if prior, ok := res.Header[k]; ok {
@@ -76,10 +89,7 @@ func readHead(br *bufio.Reader, budget *int64, scratch *[]byte) (*http.Response,
 		vals[i] = v
 		res.Header[k] = vals[i : i+1 : i+1]
 	}
-	if err := frame(res); err != nil {
-		return nil, err
-	}
-	return res, nil
+	return frame(res)
 }
 
 // maxScratch is the largest header buffer a connection keeps between

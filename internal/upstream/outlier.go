@@ -39,7 +39,10 @@ func (p *Pool) observe(t *Target, o Outcome) {
 	if v == verdictIgnore {
 		return
 	}
-	now := p.now()
+	now := o.At
+	if now.IsZero() {
+		now = p.now()
+	}
 	ns := now.UnixNano()
 	var why string
 	var last cause.ID

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // tier is the set of targets a pick chooses from.
@@ -34,7 +35,21 @@ func (p *Pool) Pick(r *http.Request, tried []*Target) (t *Target, panicked bool)
 	if len(p.Targets) == 0 {
 		return nil, false
 	}
-	now := p.now().UnixNano()
+	return p.pickAt(r, tried, p.now().UnixNano())
+}
+
+// PickAt is Pick at the time now, a reading of the pool's clock
+// (PoolOptions.Now) the caller has at hand, so that the pool need not read
+// it again.
+func (p *Pool) PickAt(r *http.Request, tried []*Target, now time.Time) (t *Target, panicked bool) {
+	if len(p.Targets) == 0 {
+		return nil, false
+	}
+	return p.pickAt(r, tried, now.UnixNano())
+}
+
+// pickAt is Pick at now, in Unix nanoseconds.
+func (p *Pool) pickAt(r *http.Request, tried []*Target, now int64) (t *Target, panicked bool) {
 	if next := p.nextRestore.Load(); next != 0 && now >= next {
 		p.mu.Lock()
 		p.restoreDue(now)

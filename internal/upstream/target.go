@@ -19,6 +19,10 @@ type Outcome struct {
 	// Latency is the time from the request's start to the response
 	// headers (or to the failure); it feeds the target's moving average.
 	Latency time.Duration
+	// At is when the outcome was known, read from the pool's clock
+	// (PoolOptions.Now) by the caller, which often has that reading at
+	// hand. Zero (the default) means the pool reads its clock.
+	At time.Time
 }
 
 // ewmaDecay is the time constant of the latency moving average: the weight

@@ -151,6 +151,9 @@ type clientConn struct {
 	scratch []byte
 	// peeker looks at the socket under conn (nil: it cannot).
 	peeker *socketPeeker
+	// wake wakes any blocked read or write on conn; made once per
+	// connection so that each request's context.AfterFunc need not.
+	wake func()
 }
 
 // The errors of the exchange itself. Each is a protocol error in the cause
@@ -184,20 +187,44 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if trace := httptrace.ContextClientTrace(req.Context()); trace != nil {
 		o = clientTraceObserver{trace}
 	}
-	return t.roundTrip(req, o, false)
+	return t.roundTrip(req, "", "", time.Time{}, o, false)
 }
 
 // RoundTripObserved is RoundTrip reporting the exchange to o rather than to
 // an httptrace.ClientTrace in the request's context: the same events,
 // without the hooks' allocations. o may be nil.
 func (t *Transport) RoundTripObserved(req *http.Request, o Observer) (*http.Response, error) {
-	return t.roundTrip(req, o, true)
+	return t.roundTrip(req, "", "", time.Time{}, o, true)
 }
 
-// roundTrip is RoundTrip; traceDial reports the dial's DNS and connect
-// events to o through an httptrace for the dial (false when the request's
-// context has a ClientTrace already, which receives them).
-func (t *Transport) roundTrip(req *http.Request, o Observer, traceDial bool) (*http.Response, error) {
+// RoundTripTarget is RoundTripObserved sending req to the target
+// scheme://host ("http" or "https", and host:port) instead of req.URL's
+// scheme and host, which it ignores (the request line carries req.URL's
+// path and query), so that a caller sending one request to several
+// targets in turn needs no copy of the request and of its URL per target.
+// A request without a Host is sent with host as its Host. now, when not
+// zero, is the caller's reading of the Transport's clock (see
+// TransportOptions.Now) taken just before the call, used instead of a
+// reading of its own. The response's Request is req.
+func (t *Transport) RoundTripTarget(req *http.Request, scheme, host string, now time.Time, o Observer) (*http.Response, error) {
+	if host == "" {
+		if req.Body != nil {
+			_ = req.Body.Close()
+		}
+		return nil, errNoTargetHost
+	}
+	return t.roundTrip(req, scheme, host, now, o, true)
+}
+
+// errNoTargetHost is the error of a round trip without a target host.
+var errNoTargetHost = errors.New("upstream transport: request without a target host")
+
+// roundTrip is RoundTrip to scheme://host, or to req.URL's scheme and host
+// when host is ""; now is the time of the call, or zero; traceDial reports
+// the dial's DNS and connect events to o through an httptrace for the dial
+// (false when the request's context has a ClientTrace already, which
+// receives them).
+func (t *Transport) roundTrip(req *http.Request, scheme, host string, now time.Time, o Observer, traceDial bool) (*http.Response, error) {
 	if req.Body != nil {
 		// As http.RoundTripper requires, on success and on error; the
 		// body is written (or given up) before RoundTrip returns.
@@ -207,15 +234,21 @@ func (t *Transport) roundTrip(req *http.Request, o Observer, traceDial bool) (*h
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if req.URL == nil || req.URL.Host == "" {
-		return nil, errors.New("upstream transport: request without a target host")
+	if host == "" {
+		if req.URL == nil || req.URL.Host == "" {
+			return nil, errNoTargetHost
+		}
+		scheme, host = req.URL.Scheme, req.URL.Host
 	}
-	key := connKey{tls: req.URL.Scheme == "https", addr: req.URL.Host}
-	cc, err := t.getConn(ctx, key, o, traceDial)
+	if req.URL == nil {
+		return nil, errors.New("upstream transport: request without a URL")
+	}
+	key := connKey{tls: scheme == "https", addr: host}
+	cc, err := t.getConn(ctx, key, now, o, traceDial)
 	if err != nil {
 		return nil, err
 	}
-	return cc.roundTrip(ctx, req, o)
+	return cc.roundTrip(ctx, req, scheme, o)
 }
 
 // Observer follows one round trip, as an httptrace.ClientTrace does. The
@@ -292,9 +325,12 @@ func dialTrace(ctx context.Context, o Observer) context.Context {
 	})
 }
 
-// getConn returns a live idle connection to key, or dials one.
-func (t *Transport) getConn(ctx context.Context, key connKey, o Observer, traceDial bool) (*clientConn, error) {
-	now := t.now()
+// getConn returns a live idle connection to key, or dials one; now is the
+// time, or zero for a reading of the Transport's clock.
+func (t *Transport) getConn(ctx context.Context, key connKey, now time.Time, o Observer, traceDial bool) (*clientConn, error) {
+	if now.IsZero() {
+		now = t.now()
+	}
 	for {
 		cc := t.popIdle(key)
 		if cc == nil {
@@ -407,6 +443,7 @@ func (t *Transport) dialConn(ctx context.Context, key connKey, o Observer) (*cli
 	}
 	cc := &clientConn{t: t, key: key, conn: conn, raw: raw, peeker: newSocketPeeker(sock),
 		br: bufio.NewReaderSize(conn, 4096), bw: bufio.NewWriterSize(conn, 4096)}
+	cc.wake = func() { _ = cc.conn.SetDeadline(aLongTimeAgo()) }
 	if o != nil {
 		o.GotConn(conn, false)
 	}
@@ -568,11 +605,33 @@ func (t *Transport) Close() {
 	t.CloseIdleConnections()
 }
 
-// roundTrip makes one exchange on cc, which the caller no longer holds.
-func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, o Observer) (*http.Response, error) {
+// response is what a round trip allocates for its answer, in one piece:
+// the response, its body's state and reader, and the backing array of its
+// header values. They live as long as the response.
+type response struct {
+	res  http.Response
+	body responseBody
+	lr   io.LimitedReader
+	vals [responseVals]string
+}
+
+// responseVals is how many header fields a response may have without a
+// second allocation for their values.
+const responseVals = 10
+
+// notCancellable is the stop func of a context that can never be
+// cancelled: there is nothing to stop.
+func notCancellable() bool { return true }
+
+// roundTrip makes one exchange on cc, which the caller no longer holds;
+// scheme is the target's.
+func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, scheme string, o Observer) (*http.Response, error) {
 	// A cancelled request (visitor gone, request or per-try timeout)
 	// wakes any blocked read or write.
-	stop := context.AfterFunc(ctx, func() { _ = cc.conn.SetDeadline(aLongTimeAgo()) })
+	stop := notCancellable
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, cc.wake)
+	}
 	fail := func(err error) (*http.Response, error) {
 		stop()
 		cc.close()
@@ -581,7 +640,7 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, o Observ
 		}
 		return nil, err
 	}
-	writeErr := cc.writeRequest(req)
+	writeErr := cc.writeRequest(req, scheme)
 	if writeErr == nil {
 		writeErr = cc.bw.Flush()
 	}
@@ -600,10 +659,11 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, o Observ
 			return fail(err)
 		}
 	}
-	res, err := cc.readResponse(req, o)
+	resp, err := cc.readResponse(req, o)
 	if err != nil {
 		return fail(err)
 	}
+	res := &resp.res
 	if cc.t.responseHeaderTimeout > 0 {
 		if err := cc.conn.SetReadDeadline(time.Time{}); err != nil {
 			return fail(err)
@@ -623,7 +683,8 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, o Observ
 		return res, nil
 	}
 	keep := !res.Close && !req.Close && cc.t.maxIdlePerHost > 0 && writeErr == nil
-	body := &responseBody{cc: cc, stop: stop, keep: keep, ctx: ctx}
+	body := &resp.body
+	*body = responseBody{cc: cc, stop: stop, keep: keep, ctx: ctx}
 	switch {
 	case req.Method == http.MethodHead || res.StatusCode == http.StatusNoContent || res.StatusCode == http.StatusNotModified:
 		res.Body = http.NoBody
@@ -641,7 +702,8 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, o Observ
 			body.done(nil)
 			return res, nil
 		}
-		body.r = &io.LimitedReader{R: cc.br, N: res.ContentLength}
+		resp.lr = io.LimitedReader{R: cc.br, N: res.ContentLength}
+		body.r = &resp.lr
 	default:
 		// Until the target closes the connection.
 		body.keep = false
@@ -668,10 +730,16 @@ func (cc *clientConn) responseWaiting() bool {
 }
 
 // writeRequest writes the request line, the headers and the body into the
-// connection's buffer.
-func (cc *clientConn) writeRequest(req *http.Request) error {
+// connection's buffer; scheme is the target's.
+func (cc *clientConn) writeRequest(req *http.Request, scheme string) error {
 	w := cc.bw
 	uri := req.URL.RequestURI()
+	if strings.HasPrefix(req.URL.Opaque, "//") && req.URL.Scheme != scheme {
+		// The only form whose request-target names the scheme.
+		u := *req.URL
+		u.Scheme = scheme
+		uri = u.RequestURI()
+	}
 	method := req.Method
 	if method == "" {
 		method = http.MethodGet // as http.Request documents for clients
@@ -681,7 +749,7 @@ func (cc *clientConn) writeRequest(req *http.Request) error {
 	}
 	host := req.Host
 	if host == "" {
-		host = req.URL.Host
+		host = cc.key.addr
 	}
 	if !validRequestTarget(host) { // no spaces or control bytes
 		return errors.New("upstream transport: invalid Host")
@@ -810,7 +878,7 @@ func (t *Transport) putCopyBuffer(b *[]byte) { t.buffers.Put(b) }
 
 // readResponse reads the status line and the header section, skipping
 // interim (1xx) responses other than 101.
-func (cc *clientConn) readResponse(req *http.Request, o Observer) (*http.Response, error) {
+func (cc *clientConn) readResponse(req *http.Request, o Observer) (*response, error) {
 	first := true
 	budget := cc.t.maxHeaderBytes
 	for {
@@ -823,8 +891,11 @@ func (cc *clientConn) readResponse(req *http.Request, o Observer) (*http.Respons
 			}
 			first = false
 		}
-		res, err := readHead(cc.br, &budget, &cc.scratch)
-		if err != nil {
+		// A new one per head: an interim response's header map may be
+		// kept by its hook.
+		resp := new(response)
+		res := &resp.res
+		if err := readHead(cc.br, &budget, &cc.scratch, res, resp.vals[:]); err != nil {
 			return nil, err
 		}
 		if res.StatusCode >= 100 && res.StatusCode < 200 && res.StatusCode != http.StatusSwitchingProtocols {
@@ -840,7 +911,7 @@ func (cc *clientConn) readResponse(req *http.Request, o Observer) (*http.Respons
 			continue
 		}
 		res.Request = req
-		return res, nil
+		return resp, nil
 	}
 }
 

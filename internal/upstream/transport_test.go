@@ -592,6 +592,51 @@ func TestTransportWritesRequest(t *testing.T) {
 	})
 }
 
+// TestTransportRoundTripTarget checks that RoundTripTarget sends the
+// request to the target it is given, not to its URL's host, with the URL's
+// path and query, the request's Host (the target when it has none), and
+// the request itself as the response's Request, on a reused connection.
+func TestTransportRoundTripTarget(t *testing.T) {
+	t.Parallel()
+	srv, ch := captureServer(t)
+	tr := newTestTransport(t, TransportOptions{MaxIdleConnsPerHost: 4})
+	tests := []struct {
+		desc, host, wantHost string
+		now                  time.Time
+	}{
+		{"the request's Host", "site.example", "site.example", time.Time{}},
+		{"no Host: the target's", "", srv.addr, time.Now()},
+	}
+	for _, tt := range tests {
+		// Port 9 on a documentation address: nothing must go there.
+		req, err := http.NewRequest(http.MethodGet, "http://192.0.2.1:9/p?q=1", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = tt.host
+		res, err := tr.RoundTripTarget(req, "http", srv.addr, tt.now, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.desc, err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		_ = res.Body.Close()
+		got := wait(t, ch, "the request")
+		if got.req.RequestURI != "/p?q=1" || got.req.Host != tt.wantHost {
+			t.Errorf("%s: got %s Host %q, want /p?q=1 Host %q", tt.desc, got.req.RequestURI, got.req.Host, tt.wantHost)
+		}
+		if res.Request != req {
+			t.Errorf("%s: the response's Request is not the request sent", tt.desc)
+		}
+	}
+	if n := srv.accepts.Load(); n != 1 {
+		t.Errorf("%d connections for %d requests, want 1", n, len(tests))
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://192.0.2.1:9/", nil)
+	if _, err := tr.RoundTripTarget(req, "http", "", time.Time{}, nil); !errors.Is(err, errNoTargetHost) {
+		t.Errorf("no target host: got %v, want errNoTargetHost", err)
+	}
+}
+
 func TestTransportRefusesBadRequests(t *testing.T) {
 	t.Parallel()
 	got := make(chan int, 16)
