@@ -41,9 +41,10 @@ func newAttemptTransport(h *Handler, pool *upstream.Pool, rc config.Retry) *atte
 
 // observedRoundTripper is a transport that reports an attempt's events to
 // an upstream.Observer (the HTTP/1.1 upstream.Transport): cheaper than an
-// httptrace in the request's context.
+// httptrace in the request's context. It takes the target apart from the
+// request, so an attempt needs no copy of the request's URL.
 type observedRoundTripper interface {
-	RoundTripObserved(req *http.Request, o upstream.Observer) (*http.Response, error)
+	RoundTripTarget(req *http.Request, scheme, host string, now time.Time, o upstream.Observer) (*http.Response, error)
 }
 
 // errPerTryTimeout is the cause of an attempt's context when its per-try
@@ -62,9 +63,20 @@ func (e perTryTimeoutError) Temporary() bool { return true }
 // RoundTrip runs the attempts of one request and returns the first
 // response, or the last attempt's *cause.Error.
 func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.roundTrip(req, nil, time.Time{})
+}
+
+// roundTrip is RoundTrip. ex, when not nil, holds the first attempt's
+// trace (see exchange). now, when not zero, is a reading of the handler's
+// clock taken just before: it is the time the request is counted in the
+// retry budget, its first target picked and its first attempt started.
+func (t *attemptTransport) roundTrip(req *http.Request, ex *exchange, now time.Time) (*http.Response, error) {
 	h := t.h
 	rec := obs.RecordFrom(req.Context())
-	t.budget.request()
+	if now.IsZero() {
+		now = h.now()
+	}
+	t.budget.request(now)
 	var body *replayBody
 	if req.Body != nil && req.Body != http.NoBody {
 		body = newReplayBody(req.Body, int64(t.retry.ReplayBodyBytes))
@@ -74,7 +86,7 @@ func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	var panicked bool
 	for attempt := 1; ; attempt++ {
 		if attempt == 1 {
-			target, panicked = t.pool.Pick(req, nil)
+			target, panicked = t.pool.PickAt(req, nil, now)
 		}
 		if target == nil {
 			ce := &cause.Error{ID: cause.NoHealthyUpstream, Detail: "no target available", RetryAfter: t.pool.RetryAfter()}
@@ -82,7 +94,21 @@ func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 			return nil, ce
 		}
 		tried = append(tried, target)
-		res, ce := t.attempt(req, rec, target, body)
+		var tr *attemptTrace
+		var start time.Time
+		if attempt == 1 {
+			start = now
+			if ex != nil {
+				tr = &ex.trace
+			}
+		}
+		if tr == nil {
+			// Never one of an earlier attempt: a dial of it racing in
+			// the background may still report to it.
+			tr = new(attemptTrace)
+		}
+		tr.now = h.now
+		res, ce := t.attempt(req, rec, target, body, tr, start)
 		if ce == nil {
 			return res, nil
 		}
@@ -147,8 +173,9 @@ func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	}
 }
 
-// attempt makes one try of req on target.
-func (t *attemptTransport) attempt(req *http.Request, rec *obs.Record, target *upstream.Target, body *replayBody) (*http.Response, *cause.Error) {
+// attempt makes one try of req on target, traced by tr; start is its
+// start time, or zero for a reading of the handler's clock.
+func (t *attemptTransport) attempt(req *http.Request, rec *obs.Record, target *upstream.Target, body *replayBody, tr *attemptTrace, start time.Time) (*http.Response, *cause.Error) {
 	h := t.h
 	rec.StartAttempt(target.Addr)
 	if h.metrics != nil {
@@ -165,16 +192,18 @@ func (t *attemptTransport) attempt(req *http.Request, rec *obs.Record, target *u
 	if d := t.retry.PerTryTimeout.Duration; d > 0 {
 		timer = time.AfterFunc(d, func() { cancel(errPerTryTimeout) })
 	}
-	tr := newAttemptTrace(h.now)
-	var out *http.Request
-	if direct {
-		out = req.WithContext(ctx)
-	} else {
+	// The request as sent: req itself when the transport takes the target
+	// apart and nothing else differs, else a copy.
+	out := req
+	switch {
+	case !direct:
 		out = req.WithContext(httptraceContext(ctx, tr))
+		u := *req.URL
+		u.Scheme, u.Host = target.URL.Scheme, target.URL.Host
+		out.URL = &u
+	case own || body != nil:
+		out = req.WithContext(ctx)
 	}
-	u := *req.URL
-	u.Scheme, u.Host = target.URL.Scheme, target.URL.Host
-	out.URL = &u
 	if body != nil {
 		out.Body = body.reader()
 		out.GetBody = func() (io.ReadCloser, error) {
@@ -185,11 +214,13 @@ func (t *attemptTransport) attempt(req *http.Request, rec *obs.Record, target *u
 		}
 	}
 	end := target.Begin()
-	start := h.now()
+	if start.IsZero() {
+		start = h.now()
+	}
 	var res *http.Response
 	var err error
 	if direct {
-		res, err = observed.RoundTripObserved(out, tr)
+		res, err = observed.RoundTripTarget(out, target.URL.Scheme, target.URL.Host, time.Time{}, tr)
 	} else {
 		res, err = t.pool.Transport.RoundTrip(out)
 	}
@@ -218,10 +249,12 @@ func (t *attemptTransport) attempt(req *http.Request, rec *obs.Record, target *u
 			ClientGone:     clientGone(req),
 		})
 		ce.Target = target.Addr
-		end(upstream.Outcome{Err: ce, Latency: h.now().Sub(start)})
+		done := h.now()
+		end(upstream.Outcome{Err: ce, Latency: done.Sub(start), At: done})
 		return nil, ce
 	}
-	end(upstream.Outcome{Status: res.StatusCode, Latency: h.now().Sub(start)})
+	done := h.now()
+	end(upstream.Outcome{Status: res.StatusCode, Latency: done.Sub(start), At: done})
 	if h.metrics != nil {
 		h.metrics.ObserveFirstByte(t.pool.Name, phases.FirstByte)
 	}

@@ -27,9 +27,9 @@ func newRetryBudget(percent, minPerSec int, now func() time.Time) *retryBudget {
 	return &retryBudget{percent: percent, minPerSec: minPerSec, now: now}
 }
 
-// bucket returns the bucket of the current second, clearing a stale one.
-func (b *retryBudget) bucket() *budgetBucket {
-	sec := b.now().Unix()
+// bucket returns the bucket of the second of now, clearing a stale one.
+func (b *retryBudget) bucket(now time.Time) *budgetBucket {
+	sec := now.Unix()
 	bk := &b.buckets[sec%int64(len(b.buckets))]
 	if bk.second != sec {
 		*bk = budgetBucket{second: sec}
@@ -37,19 +37,20 @@ func (b *retryBudget) bucket() *budgetBucket {
 	return bk
 }
 
-// request counts a request.
-func (b *retryBudget) request() {
+// request counts a request made at now, a reading of the budget's clock.
+func (b *retryBudget) request(now time.Time) {
 	b.mu.Lock()
-	b.bucket().requests++
+	b.bucket(now).requests++
 	b.mu.Unlock()
 }
 
 // allow reports whether one more retry fits the budget, and counts it when
 // it does.
 func (b *retryBudget) allow() bool {
+	now := b.now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	cur := b.bucket()
+	cur := b.bucket(now)
 	sec := cur.second
 	var requests, retries int
 	for i := range b.buckets {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"strings"
+	"time"
 )
 
 // forward sends r to its pool and copies the answer to w. A plain request
@@ -17,20 +18,24 @@ import (
 // headers, a second header map for the response); the rest go through
 // the ReverseProxy. Both paths run the same attempts, retries, causes,
 // error responses and header rules.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, pp *poolProxy) {
+//
+// start is a reading of the handler's clock taken just before, used as the
+// time of the direct path's first attempt.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, pp *poolProxy, start time.Time) {
 	if !directForwardable(r) {
 		pp.rp.ServeHTTP(w, r)
 		return
 	}
+	ex := new(exchange)
 	removeHopByHop(r.Header)
-	h.forwardingHeaders(r, r.Header)
+	h.forwardingHeaders(r, r.Header, ex.fwd[:])
 	r.Close = false
-	res, err := pp.attempts.RoundTrip(r)
+	res, err := pp.attempts.roundTrip(r, ex, start)
 	if err != nil {
 		h.errorHandler(w, r, err)
 		return
 	}
-	_ = h.modifyResponse(res) // never fails
+	h.modifyResponseOf(res, ex)
 	removeHopByHop(res.Header)
 	dst := w.Header()
 	for k, vv := range res.Header {
@@ -70,6 +75,22 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, pp *poolProxy)
 			}
 		}
 	}
+}
+
+// exchange is what the direct path allocates for a request, in one piece
+// rather than one allocation each: the first attempt's trace, the backing
+// arrays of the header values the gateway sets (single values, handed out
+// as capacity-limited slices, so an append elsewhere reallocates instead of
+// overwriting a neighbour), and the reader of the upstream's body. Nothing
+// of it is reused: it lives as long as the longest of its parts.
+type exchange struct {
+	trace attemptTrace
+	// fwd: X-Forwarded-For, X-Forwarded-Host, X-Forwarded-Proto and Via
+	// of the request (see forwardingHeaders).
+	fwd [4]string
+	// res: X-Request-Id and Via of the response (see modifyResponseOf).
+	res  [2]string
+	body bodyReader
 }
 
 // directForwardable reports whether r may take the direct path.
@@ -150,8 +171,13 @@ func removeHopByHop(h http.Header) {
 // X-Forwarded-For, -Host and -Proto (from trusted proxies, the prior
 // values are kept and appended to; from anyone else they are replaced, and
 // when x_forwarded is off they are removed), Forwarded when configured,
-// and Via. out may be in.Header itself.
-func (h *Handler) forwardingHeaders(in *http.Request, out http.Header) {
+// and Via. out may be in.Header itself. The single values are set as
+// capacity-limited slices of vals, which needs room for four (nil: one is
+// allocated when needed).
+func (h *Handler) forwardingHeaders(in *http.Request, out http.Header, vals []string) {
+	if vals == nil && (h.xForwarded || h.via) {
+		vals = make([]string, 4)
+	}
 	trusted := inPrefixes(in.RemoteAddr, h.trusted)
 	xff, fwd := in.Header["X-Forwarded-For"], in.Header["Forwarded"]
 	xfh, xfp := in.Header.Get("X-Forwarded-Host"), in.Header.Get("X-Forwarded-Proto")
@@ -159,10 +185,6 @@ func (h *Handler) forwardingHeaders(in *http.Request, out http.Header) {
 	delete(out, "X-Forwarded-Host")
 	delete(out, "X-Forwarded-Proto")
 	if h.xForwarded {
-		// One backing array for the three values: capacity-limited
-		// slices of it, so an append elsewhere copies instead of
-		// overwriting a neighbour.
-		vals := make([]string, 3)
 		if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
 			if trusted && len(xff) > 0 {
 				ip = strings.Join(xff, ", ") + ", " + ip
@@ -192,6 +214,11 @@ func (h *Handler) forwardingHeaders(in *http.Request, out http.Header) {
 		out["Forwarded"] = append(append([]string(nil), prior...), forwardedElement(in))
 	}
 	if h.via {
-		out["Via"] = append(out["Via"], viaValue(in.ProtoMajor, in.ProtoMinor))
+		if prior := out["Via"]; len(prior) > 0 {
+			out["Via"] = append(prior, viaValue(in.ProtoMajor, in.ProtoMinor))
+		} else {
+			vals[3] = viaValue(in.ProtoMajor, in.ProtoMinor)
+			out["Via"] = vals[3:4:4]
+		}
 	}
 }

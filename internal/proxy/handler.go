@@ -281,7 +281,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		r = r.WithContext(ctx)
 	}
-	h.forward(w, r, rt.pool)
+	h.forward(w, r, rt.pool, start)
 }
 
 // congestion reports whether a failure is a sign the pool is overloaded
@@ -295,7 +295,7 @@ func congestion(id cause.ID) bool {
 // attemptTransport.
 func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.Host = pr.In.Host // the visitor's Host goes through, as Caddy and Traefik do
-	h.forwardingHeaders(pr.In, pr.Out.Header)
+	h.forwardingHeaders(pr.In, pr.Out.Header, nil)
 }
 
 // forwardedElement returns the RFC 7239 element for this hop.
@@ -359,18 +359,33 @@ func viaValue(major, minor int) string {
 }
 
 // modifyResponse runs on each upstream response before it is copied to the
-// visitor.
+// visitor (the ReverseProxy path's ModifyResponse).
 func (h *Handler) modifyResponse(res *http.Response) error {
+	h.modifyResponseOf(res, nil)
+	return nil
+}
+
+// modifyResponseOf is modifyResponse taking the header values it sets and
+// the body's reader from ex, when not nil.
+func (h *Handler) modifyResponseOf(res *http.Response, ex *exchange) {
+	var vals []string // nil: a slice per value
+	if ex != nil {
+		vals = ex.res[:]
+	}
 	req := res.Request
 	rec := obs.RecordFrom(req.Context())
 	if rec != nil {
 		rec.SetUpstreamStatus(res.StatusCode)
 		if res.Header.Get(obs.RequestIDHeader) == "" {
-			res.Header[obs.RequestIDHeader] = []string{rec.ID} // canonical already: no Set
+			res.Header[obs.RequestIDHeader] = single(vals, 0, rec.ID) // canonical already: no Set
 		}
 	}
 	if h.via {
-		res.Header["Via"] = append(res.Header["Via"], viaValue(res.ProtoMajor, res.ProtoMinor))
+		if prior := res.Header["Via"]; len(prior) > 0 {
+			res.Header["Via"] = append(prior, viaValue(res.ProtoMajor, res.ProtoMinor))
+		} else {
+			res.Header["Via"] = single(vals, 1, viaValue(res.ProtoMajor, res.ProtoMinor))
+		}
 	}
 	switch res.StatusCode {
 	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
@@ -383,9 +398,26 @@ func (h *Handler) modifyResponse(res *http.Response) error {
 		res.Header.Add("Proxy-Status", fmt.Sprintf("gatewise; received-status=%d", res.StatusCode))
 	}
 	if res.StatusCode != http.StatusSwitchingProtocols && res.Body != nil {
-		res.Body = &bodyReader{ReadCloser: res.Body, h: h, req: req}
+		var br *bodyReader
+		if ex != nil {
+			br = &ex.body
+		} else {
+			br = new(bodyReader)
+		}
+		*br = bodyReader{ReadCloser: res.Body, h: h, req: req}
+		res.Body = br
 	}
-	return nil
+}
+
+// single returns a header value list of v alone: vals[i:i+1] with its
+// capacity limited (an append to it reallocates rather than overwrite
+// vals[i+1]), or a new slice when vals is nil.
+func single(vals []string, i int, v string) []string {
+	if vals == nil {
+		return []string{v}
+	}
+	vals[i] = v
+	return vals[i : i+1 : i+1]
 }
 
 // errorHandler answers a request whose attempt failed before the response

@@ -69,7 +69,7 @@ func TestRetryBudget(t *testing.T) {
 	}
 	// 1000 requests in the window raise the cap to 20% of them plus the floor.
 	for range 1000 {
-		b.request()
+		b.request(clock())
 	}
 	for range 1000 {
 		if b.allow() {

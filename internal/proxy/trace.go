@@ -27,10 +27,6 @@ type attemptTrace struct {
 	now                           func() time.Time
 }
 
-func newAttemptTrace(now func() time.Time) *attemptTrace {
-	return &attemptTrace{now: now}
-}
-
 // advance moves the phase forward, never back (a dial racing in the
 // background may report late).
 func (a *attemptTrace) advance(p cause.Phase) {
