@@ -27,6 +27,7 @@ import (
 	"github.com/gatewise/gatewise/internal/cause"
 	"github.com/gatewise/gatewise/internal/config"
 	"github.com/gatewise/gatewise/internal/errorpage"
+	"github.com/gatewise/gatewise/internal/h1server"
 	"github.com/gatewise/gatewise/internal/limit"
 	"github.com/gatewise/gatewise/internal/obs"
 	"github.com/gatewise/gatewise/internal/proxy"
@@ -56,13 +57,21 @@ type Server struct {
 	root      atomic.Pointer[generation]
 	certs     atomic.Pointer[map[string]*tls.Certificate] // by listener address
 	listeners []net.Listener
-	servers   []*http.Server
+	servers   []listenerServer
 	admin     *http.Server
 	adminLn   net.Listener
 	errs      chan error
 	tunnels   obs.Tunnels
 	memory    *limit.MemoryGuard
 	connLog   rejectLog
+}
+
+// listenerServer is what serves a public listener: h1server.Server on
+// plain listeners, net/http's (HTTP/2 by ALPN) on TLS ones.
+type listenerServer interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
 }
 
 // generation is everything built from one config that a reload replaces.
@@ -214,18 +223,28 @@ func (s *Server) Start() error {
 		if maxConns > 0 || maxPerIP > 0 {
 			ln = conns.Listener(ln)
 		}
-		srv := &http.Server{
-			Handler:           s,
-			ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout.Duration,
-			IdleTimeout:       cfg.Limits.ClientIdleTimeout.Duration,
-			// The handler answers requests over the limit with the
-			// 431 page and its cause; net/http stops reading at the cap.
-			MaxHeaderBytes: limit.HeaderReadCap(int64(cfg.Limits.RequestHeaderBytes)),
-			ErrorLog:       errLog,
-		}
-		if l.TLS != nil {
+		var srv listenerServer
+		if l.TLS == nil {
+			srv = &h1server.Server{
+				Handler:           s,
+				ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout.Duration,
+				IdleTimeout:       cfg.Limits.ClientIdleTimeout.Duration,
+				// The handler answers requests over the limit with
+				// the 431 page and its cause; past the cap the
+				// server answers a bare 431.
+				MaxHeaderBytes: limit.HeaderReadCap(int64(cfg.Limits.RequestHeaderBytes)),
+				ErrorLog:       errLog,
+			}
+		} else {
+			hs := &http.Server{
+				Handler:           s,
+				ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout.Duration,
+				IdleTimeout:       cfg.Limits.ClientIdleTimeout.Duration,
+				MaxHeaderBytes:    limit.HeaderReadCap(int64(cfg.Limits.RequestHeaderBytes)),
+				ErrorLog:          errLog,
+			}
 			addr := l.Address
-			srv.TLSConfig = &tls.Config{
+			hs.TLSConfig = &tls.Config{
 				MinVersion: tls.VersionTLS12,
 				NextProtos: []string{"h2", "http/1.1"},
 				GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -234,7 +253,8 @@ func (s *Server) Start() error {
 			}
 			// Serve enables HTTP/2 on *tls.Conn connections that
 			// negotiated "h2" by ALPN.
-			ln = tls.NewListener(ln, srv.TLSConfig)
+			ln = tls.NewListener(ln, hs.TLSConfig)
+			srv = hs
 		}
 		s.listeners = append(s.listeners, ln)
 		s.servers = append(s.servers, srv)
@@ -252,7 +272,7 @@ func (s *Server) Start() error {
 		go s.serve(srv, s.listeners[i])
 	}
 	if s.admin != nil {
-		go s.serve(s.admin, s.adminLn)
+		go s.serve(s.admin, s.adminLn) // net/http: the admin API is not a hot path
 	}
 	for i, ln := range s.listeners {
 		proto := "http"
@@ -267,7 +287,7 @@ func (s *Server) Start() error {
 	return nil
 }
 
-func (s *Server) serve(srv *http.Server, ln net.Listener) {
+func (s *Server) serve(srv listenerServer, ln net.Listener) {
 	err := srv.Serve(ln)
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		select {

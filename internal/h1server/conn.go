@@ -1,0 +1,382 @@
+package h1server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Connection states, read by the sweeper.
+const (
+	stateNew    uint32 = iota // accepted, no byte of the first request yet
+	stateIdle                 // between requests
+	stateHeader               // reading a request's head
+	stateActive               // the handler runs
+	stateDone                 // closed or hijacked
+)
+
+// Buffer sizes: the read buffer holds most request heads whole; the
+// write buffer takes a small answer's head and body in one write.
+const (
+	readBufferSize  = 4 << 10
+	writeBufferSize = 4 << 10
+	// maxDiscardBytes is how much of a body the handler left unread is
+	// read and dropped to keep the connection; past it, it is closed
+	// (net/http's maxPostHandlerReadBytes).
+	maxDiscardBytes = 256 << 10
+	// lingerTime is how long an error answer waits for the visitor to
+	// read it before the connection is closed (so that unread request
+	// bytes do not turn the close into a reset that destroys it).
+	lingerTime = 500 * time.Millisecond
+)
+
+// conn is one visitor connection.
+type conn struct {
+	srv        *Server
+	rwc        net.Conn
+	raw        syscall.RawConn // for the watcher; nil when the connection has none
+	remoteAddr string
+	baseCtx    context.Context
+	blank      *http.Request // a zero request, for WithContext
+
+	br *bufio.Reader
+	bw *bufio.Writer // nil while idle
+
+	state atomic.Uint32
+	since atomic.Int64 // coarse time the state began
+
+	resp     response
+	bodyDone atomic.Bool // the request has no body left to read
+	readErr  bool        // a read on the connection failed
+	hijacked bool
+
+	watchMu      sync.Mutex
+	watchAllowed bool // the current request may be watched
+	watching     bool
+	watchDone    chan struct{}
+	cancel       context.CancelFunc // the current request's
+	peekBuf      [1]byte
+	deadlineSet  bool // the handler set a deadline on the connection
+}
+
+func newConn(s *Server, rw net.Conn) *conn {
+	c := &conn{srv: s, rwc: rw, remoteAddr: rw.RemoteAddr().String()}
+	c.raw = rawConn(rw)
+	c.baseCtx = context.WithValue(context.Background(), http.LocalAddrContextKey, rw.LocalAddr())
+	c.blank = new(http.Request)
+	c.since.Store(s.clock.Load())
+	c.state.Store(stateNew)
+	c.resp.c = c
+	return c
+}
+
+// rawConn returns the socket beneath c (through wrappers with a NetConn
+// method, as *tls.Conn has), or nil.
+func rawConn(c net.Conn) syscall.RawConn {
+	for {
+		if sc, ok := c.(syscall.Conn); ok {
+			rc, err := sc.SyscallConn()
+			if err != nil {
+				return nil
+			}
+			return rc
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return nil
+		}
+		c = u.NetConn()
+	}
+}
+
+func (c *conn) serve() {
+	c.br = c.getReader()
+	defer c.end()
+	for {
+		req, cancel, err := c.readRequest()
+		if err != nil {
+			var re *requestError
+			if errors.As(err, &re) {
+				c.answerError(re)
+			}
+			return
+		}
+		keep := c.serveRequest(req, cancel)
+		if !keep || c.srv.closed.Load() {
+			return
+		}
+		c.since.Store(c.srv.clock.Load())
+		if !c.state.CompareAndSwap(stateActive, stateIdle) {
+			return
+		}
+		if c.br.Buffered() == 0 {
+			c.putWriter()
+		}
+	}
+}
+
+// end closes the connection (unless hijacked) and gives its buffers back.
+func (c *conn) end() {
+	c.state.Store(stateDone)
+	if !c.hijacked {
+		_ = c.rwc.Close()
+		c.putWriter()
+		if c.br != nil {
+			c.br.Reset(nil)
+			c.srv.readers.Put(c.br)
+			c.br = nil
+		}
+	}
+	c.srv.forget(c)
+}
+
+// closeIfIdle closes the connection when it waits for a request
+// (Shutdown).
+func (c *conn) closeIfIdle() {
+	if c.state.CompareAndSwap(stateIdle, stateDone) || c.state.CompareAndSwap(stateNew, stateDone) {
+		_ = c.rwc.Close()
+	}
+}
+
+func (c *conn) getReader() *bufio.Reader {
+	if br, ok := c.srv.readers.Get().(*bufio.Reader); ok {
+		br.Reset(c.rwc)
+		return br
+	}
+	return bufio.NewReaderSize(c.rwc, readBufferSize)
+}
+
+// writer returns the connection's write buffer, taking one from the pool
+// when it has none.
+func (c *conn) writer() *bufio.Writer {
+	if c.bw == nil {
+		if bw, ok := c.srv.writers.Get().(*bufio.Writer); ok {
+			bw.Reset(c.rwc)
+			c.bw = bw
+		} else {
+			c.bw = bufio.NewWriterSize(c.rwc, writeBufferSize)
+		}
+	}
+	return c.bw
+}
+
+func (c *conn) putWriter() {
+	if c.bw != nil {
+		c.bw.Reset(nil)
+		c.srv.writers.Put(c.bw)
+		c.bw = nil
+	}
+}
+
+// serveRequest runs the handler and finishes the answer; it reports
+// whether the connection can take another request.
+func (c *conn) serveRequest(req *http.Request, cancel context.CancelFunc) bool {
+	w := &c.resp
+	w.reset(req)
+	c.bodyDone.Store(req.Body == http.NoBody)
+	c.watchMu.Lock()
+	c.cancel, c.watchAllowed = cancel, true
+	c.watchMu.Unlock()
+	c.since.Store(c.srv.clock.Load())
+	c.state.Store(stateActive)
+
+	ok := c.runHandler(w, req)
+	if c.hijacked {
+		cancel()
+		return false
+	}
+	c.stopWatch()
+	if !ok {
+		cancel()
+		return false
+	}
+	w.finish()
+	cancel()
+	if c.deadlineSet {
+		c.deadlineSet = false
+		_ = c.rwc.SetDeadline(time.Time{})
+	}
+	if w.closeAfter || c.readErr || req.Close {
+		return false
+	}
+	if !c.bodyDone.Load() {
+		return c.discardBody(req)
+	}
+	return true
+}
+
+// runHandler calls the handler; false when it panicked (an
+// http.ErrAbortHandler panic is the handler's way to abort the answer and
+// is not logged).
+func (c *conn) runHandler(w *response, req *http.Request) (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			ok = false
+			if err, isErr := v.(error); isErr && errors.Is(err, http.ErrAbortHandler) {
+				return
+			}
+			buf := make([]byte, 64<<10)
+			buf = buf[:runtime.Stack(buf, false)]
+			c.srv.logf("h1server: panic serving %s: %v\n%s", c.remoteAddr, v, buf)
+		}
+	}()
+	c.srv.Handler.ServeHTTP(w, req)
+	return true
+}
+
+// discardBody reads what is left of a body the handler did not read, up
+// to maxDiscardBytes; true when it ended within that.
+func (c *conn) discardBody(req *http.Request) bool {
+	if c.resp.expectContinue && !c.resp.sentContinue {
+		return false // the visitor waits for a 100 that never came
+	}
+	b, ok := req.Body.(*body)
+	if !ok || b.c != c {
+		return false
+	}
+	return b.drain(maxDiscardBytes) && !c.readErr
+}
+
+// noteReadError records a failed read on the connection and cancels the
+// request's context: net/http treats a read error as the visitor leaving,
+// and so do we.
+func (c *conn) noteReadError() {
+	c.readErr = true
+	c.watchMu.Lock()
+	cancel := c.cancel
+	c.watchMu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
+// startWatch starts watching the socket for the visitor leaving while the
+// handler runs; called by the sweeper for requests running for a tick.
+func (c *conn) startWatch() {
+	if c.raw == nil || !c.bodyDone.Load() {
+		return
+	}
+	c.watchMu.Lock()
+	defer c.watchMu.Unlock()
+	if c.watching || !c.watchAllowed || c.state.Load() != stateActive {
+		return
+	}
+	c.watching = true
+	c.watchDone = make(chan struct{})
+	go c.watch(c.cancel, c.watchDone)
+}
+
+// watch waits until the socket has something to say: the visitor's FIN or
+// a reset cancels the request's context; bytes (a pipelined request) end
+// the watch without taking them. A deadline set by stopWatch ends it too.
+func (c *conn) watch(cancel context.CancelFunc, done chan struct{}) {
+	defer close(done)
+	gone := false
+	err := c.raw.Read(func(fd uintptr) bool {
+		n, _, err := syscall.Recvfrom(int(fd), c.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case n > 0:
+			return true
+		case err == nil:
+			gone = true // the FIN
+			return true
+		case errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.EINTR):
+			return false
+		default:
+			gone = true // a reset
+			return true
+		}
+	})
+	if err == nil && gone {
+		cancel()
+	}
+}
+
+// stopWatch ends the watch of the request that just finished, if one
+// started, and waits for it.
+func (c *conn) stopWatch() {
+	c.watchMu.Lock()
+	watching, done := c.watching, c.watchDone
+	c.watching, c.watchAllowed, c.watchDone = false, false, nil
+	c.cancel = nil
+	c.watchMu.Unlock()
+	if !watching {
+		return
+	}
+	_ = c.rwc.SetReadDeadline(aLongTimeAgo())
+	<-done
+	_ = c.rwc.SetReadDeadline(time.Time{})
+}
+
+func aLongTimeAgo() time.Time { return time.Unix(1, 0) }
+
+// hijack hands the connection to the handler.
+func (c *conn) hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if c.hijacked {
+		return nil, nil, http.ErrHijacked
+	}
+	c.stopWatch()
+	bw := c.writer()
+	if err := bw.Flush(); err != nil {
+		return nil, nil, err
+	}
+	c.hijacked = true
+	c.state.Store(stateDone)
+	c.srv.forget(c)
+	return c.rwc, bufio.NewReadWriter(c.br, bw), nil
+}
+
+// requestError is a request the server answers itself and then closes
+// the connection: a malformed one, or one over a limit.
+type requestError struct {
+	status int
+	reason string
+}
+
+func (e *requestError) Error() string {
+	return fmt.Sprintf("%d %s: %s", e.status, http.StatusText(e.status), e.reason)
+}
+
+func badRequest(reason string) *requestError {
+	return &requestError{status: http.StatusBadRequest, reason: reason}
+}
+
+// answerError writes the bare answer net/http writes for the same
+// failure and closes the connection after a short linger.
+func (c *conn) answerError(e *requestError) {
+	text := fmt.Sprintf("%d %s", e.status, http.StatusText(e.status))
+	body := text
+	if e.reason != "" && e.status == http.StatusBadRequest {
+		body += ": " + e.reason
+	}
+	msg := "HTTP/1.1 " + text + "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " +
+		fmt.Sprint(len(body)) + "\r\nConnection: close\r\n\r\n" + body
+	_ = c.rwc.SetWriteDeadline(time.Now().Add(lingerTime))
+	if _, err := io.WriteString(c.rwc, msg); err != nil {
+		return
+	}
+	c.linger()
+}
+
+// linger closes the writing side and reads (and drops) what the visitor
+// still sends for a moment, so that the answer is read before the close.
+func (c *conn) linger() {
+	cw, ok := c.rwc.(interface{ CloseWrite() error })
+	if !ok {
+		return
+	}
+	if cw.CloseWrite() != nil {
+		return
+	}
+	_ = c.rwc.SetReadDeadline(time.Now().Add(lingerTime))
+	_, _ = io.CopyN(io.Discard, c.rwc, maxDiscardBytes)
+}

@@ -1,0 +1,415 @@
+package h1server
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// pendingLimit is how many body bytes of an answer without a
+// Content-Length are held back: a handler that ends within it gets a
+// Content-Length, a longer one is sent chunked (net/http holds 2 KiB).
+const pendingLimit = 2 << 10
+
+// response is the http.ResponseWriter of one request. One per connection,
+// reset for each request: a handler must not use it after ServeHTTP
+// returns, as with net/http.
+type response struct {
+	c      *conn
+	req    *http.Request
+	header http.Header // kept across requests, cleared
+
+	status        int
+	wroteHeader   bool // a final status was set
+	committed     bool // the status line and header fields are written
+	chunked       bool
+	closeAfter    bool  // the connection closes after this answer
+	contentLength int64 // the declared length, -1 when unknown
+	written       int64
+	pending       []byte   // body held before the head is written
+	trailers      []string // names the handler declared in "Trailer"
+	err           error    // sticky write error
+
+	expectContinue bool // the visitor waits for "100 Continue"
+	sentContinue   bool
+}
+
+func (w *response) reset(req *http.Request) {
+	if w.header == nil {
+		w.header = make(http.Header, 8)
+	} else {
+		clear(w.header)
+	}
+	b, ok := req.Body.(*body)
+	expect := ok && b.continueFirst
+	*w = response{c: w.c, req: req, header: w.header, pending: w.pending[:0], contentLength: -1, expectContinue: expect}
+}
+
+// Header returns the answer's header map.
+func (w *response) Header() http.Header { return w.header }
+
+// WriteHeader sends an interim (1xx) answer at once, or sets the final
+// status. The head of an answer whose length is known (a Content-Length,
+// a status without body, HEAD) is written into the buffer now; otherwise
+// it waits for the body or the handler's end.
+func (w *response) WriteHeader(code int) {
+	if w.c.hijacked || w.wroteHeader {
+		return
+	}
+	if code < 100 || code > 999 {
+		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
+	}
+	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
+		w.writeInterim(code)
+		return
+	}
+	w.status, w.wroteHeader = code, true
+	if cl, ok := w.header["Content-Length"]; (ok && len(cl) > 0) || !bodyAllowedForStatus(code) || w.req.Method == http.MethodHead {
+		w.commit(false)
+	}
+}
+
+// writeInterim writes a 1xx answer with the current header fields (103
+// Early Hints carries its links so), and flushes it.
+func (w *response) writeInterim(code int) {
+	if w.committed || w.err != nil {
+		return
+	}
+	bw := w.c.writer()
+	w.writeStatusLine(bw, code)
+	for k, vv := range w.header {
+		writeField(bw, k, vv)
+	}
+	_, _ = bw.WriteString("\r\n")
+	if code == http.StatusContinue {
+		w.sentContinue = true
+	}
+	if err := bw.Flush(); err != nil {
+		w.noteWriteError(err)
+	}
+}
+
+// sendContinue answers a request's "Expect: 100-continue" when its body
+// is first read, unless the final answer has already begun.
+func (w *response) sendContinue() error {
+	if w.committed || w.sentContinue {
+		return nil
+	}
+	w.sentContinue = true
+	bw := w.c.writer()
+	w.writeStatusLine(bw, http.StatusContinue)
+	_, _ = bw.WriteString("\r\n")
+	if err := bw.Flush(); err != nil {
+		w.noteWriteError(err)
+		return err
+	}
+	return nil
+}
+
+// Write writes body bytes, after a 200 head when none was set.
+func (w *response) Write(p []byte) (int, error) {
+	if w.c.hijacked {
+		return 0, http.ErrHijacked
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if !bodyAllowedForStatus(w.status) {
+		return 0, http.ErrBodyNotAllowed
+	}
+	if w.contentLength >= 0 && w.written+int64(len(p)) > w.contentLength {
+		return 0, http.ErrContentLength
+	}
+	w.written += int64(len(p))
+	if w.req.Method == http.MethodHead {
+		return len(p), nil
+	}
+	if !w.committed {
+		if len(w.pending)+len(p) <= pendingLimit {
+			w.pending = append(w.pending, p...)
+			return len(p), nil
+		}
+		w.commit(false)
+		if err := w.writePending(); err != nil {
+			return 0, err
+		}
+	}
+	if err := w.writeBody(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// writeBody writes p, as one chunk when the answer is chunked.
+func (w *response) writeBody(p []byte) error {
+	bw := w.c.bw
+	if w.chunked {
+		var scratch [20]byte
+		_, _ = bw.Write(strconv.AppendInt(scratch[:0], int64(len(p)), 16))
+		_, _ = bw.WriteString("\r\n")
+		_, _ = bw.Write(p)
+		_, err := bw.WriteString("\r\n")
+		if err != nil {
+			w.noteWriteError(err)
+		}
+		return err
+	}
+	if _, err := bw.Write(p); err != nil {
+		w.noteWriteError(err)
+		return err
+	}
+	return nil
+}
+
+func (w *response) writePending() error {
+	if len(w.pending) == 0 {
+		return nil
+	}
+	p := w.pending
+	w.pending = w.pending[:0]
+	return w.writeBody(p)
+}
+
+// noteWriteError makes a failed write sticky, marks the connection for
+// closing and cancels the request's context (the visitor is gone), as
+// net/http does.
+func (w *response) noteWriteError(err error) {
+	if w.err == nil {
+		w.err = err
+	}
+	w.closeAfter = true
+	w.c.noteReadError()
+}
+
+// FlushError writes what is buffered to the visitor, the head first.
+func (w *response) FlushError() error {
+	if w.c.hijacked {
+		return http.ErrHijacked
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.committed {
+		w.commit(false)
+		if err := w.writePending(); err != nil {
+			return err
+		}
+	}
+	if w.err != nil {
+		return w.err
+	}
+	if err := w.c.bw.Flush(); err != nil {
+		w.noteWriteError(err)
+		return err
+	}
+	return nil
+}
+
+// Flush is FlushError without the error (http.Flusher).
+func (w *response) Flush() { _ = w.FlushError() }
+
+// Hijack hands the connection over (http.Hijacker): WebSocket and other
+// upgrades.
+func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) { return w.c.hijack() }
+
+// SetReadDeadline sets the connection's read deadline (for
+// http.ResponseController); it is cleared after the request.
+func (w *response) SetReadDeadline(t time.Time) error {
+	w.c.deadlineSet = true
+	return w.c.rwc.SetReadDeadline(t)
+}
+
+// SetWriteDeadline sets the connection's write deadline (for
+// http.ResponseController); it is cleared after the request.
+func (w *response) SetWriteDeadline(t time.Time) error {
+	w.c.deadlineSet = true
+	return w.c.rwc.SetWriteDeadline(t)
+}
+
+// EnableFullDuplex lets the handler read the body while it writes the
+// answer; this server always does.
+func (w *response) EnableFullDuplex() error { return nil }
+
+// finish completes the answer after the handler returned.
+func (w *response) finish() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.committed {
+		w.commit(true)
+		_ = w.writePending()
+	}
+	bw := w.c.bw
+	if w.chunked && w.err == nil {
+		_, _ = bw.WriteString("0\r\n")
+		w.writeTrailers(bw)
+		_, _ = bw.WriteString("\r\n")
+	}
+	if w.contentLength >= 0 && w.written != w.contentLength && w.req.Method != http.MethodHead && bodyAllowedForStatus(w.status) {
+		// A body shorter than announced: the visitor must see it cut.
+		w.closeAfter = true
+	}
+	if err := bw.Flush(); err != nil {
+		w.noteWriteError(err)
+	}
+}
+
+func (w *response) writeTrailers(bw *bufio.Writer) {
+	for _, k := range w.trailers {
+		writeField(bw, k, w.header[k])
+	}
+	for k, vv := range w.header {
+		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+			writeField(bw, http.CanonicalHeaderKey(name), vv)
+		}
+	}
+}
+
+// commit writes the status line and header fields into the write
+// buffer, choosing the framing: the handler's Content-Length; else, when
+// the handler has ended (final), the length of what it wrote; else chunked
+// (HTTP/1.1) or a close at the end (HTTP/1.0).
+func (w *response) commit(final bool) {
+	w.committed = true
+	h, req, c := w.header, w.req, w.c
+	isHead := req.Method == http.MethodHead
+	bodyOK := bodyAllowedForStatus(w.status)
+	computed := int64(-1)
+	delete(h, "Transfer-Encoding")
+	if tr := h["Trailer"]; len(tr) > 0 {
+		for _, v := range tr {
+			for name := range strings.SplitSeq(v, ",") {
+				if name = strings.TrimSpace(name); name != "" {
+					w.trailers = append(w.trailers, http.CanonicalHeaderKey(name))
+				}
+			}
+		}
+	}
+	if cl := h["Content-Length"]; len(cl) > 0 {
+		if n, err := strconv.ParseInt(strings.TrimSpace(cl[0]), 10, 64); err == nil && n >= 0 {
+			w.contentLength = n
+		} else {
+			delete(h, "Content-Length") // not a length: frame it ourselves
+		}
+	}
+	switch {
+	case !bodyOK:
+		if w.status == http.StatusNoContent || w.status < 200 {
+			delete(h, "Content-Length")
+			w.contentLength = -1
+		}
+	case w.contentLength >= 0:
+	case final && len(w.trailers) == 0 && !(isHead && w.written == 0):
+		computed = w.written
+		w.contentLength = computed
+	case isHead:
+	case req.ProtoAtLeast(1, 1):
+		w.chunked = true
+	default:
+		w.closeAfter = true // HTTP/1.0: the end of the body is the close
+	}
+	if req.Close || c.srv.closed.Load() || hasToken(h["Connection"], "close") {
+		w.closeAfter = true
+	}
+	if !c.bodyDone.Load() {
+		// The visitor is still sending a body the handler did not
+		// take: it is dropped after the answer when short, else the
+		// connection closes.
+		if (w.expectContinue && !w.sentContinue) || req.ContentLength < 0 || req.ContentLength > maxDiscardBytes {
+			w.closeAfter = true
+		}
+	}
+
+	bw := c.writer()
+	w.writeStatusLine(bw, w.status)
+	for k, vv := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			continue
+		}
+		writeField(bw, k, vv)
+	}
+	if _, ok := h["Date"]; !ok {
+		_, _ = bw.Write(*c.srv.date.Load())
+	}
+	if computed >= 0 && (computed > 0 || !isHead) {
+		var scratch [20]byte
+		_, _ = bw.WriteString("Content-Length: ")
+		_, _ = bw.Write(strconv.AppendInt(scratch[:0], computed, 10))
+		_, _ = bw.WriteString("\r\n")
+	}
+	if w.chunked {
+		_, _ = bw.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	switch {
+	case w.closeAfter && !hasToken(h["Connection"], "close"):
+		_, _ = bw.WriteString("Connection: close\r\n")
+	case !w.closeAfter && req.ProtoMinor == 0 && h["Connection"] == nil:
+		_, _ = bw.WriteString("Connection: keep-alive\r\n")
+	}
+	_, _ = bw.WriteString("\r\n")
+}
+
+func (w *response) writeStatusLine(bw *bufio.Writer, code int) {
+	if w.req.ProtoAtLeast(1, 1) {
+		_, _ = bw.WriteString("HTTP/1.1 ")
+	} else {
+		_, _ = bw.WriteString("HTTP/1.0 ")
+	}
+	var scratch [4]byte
+	_, _ = bw.Write(strconv.AppendInt(scratch[:0], int64(code), 10))
+	_ = bw.WriteByte(' ')
+	if text := http.StatusText(code); text != "" {
+		_, _ = bw.WriteString(text)
+	} else {
+		_, _ = bw.WriteString("status code ")
+		_, _ = bw.Write(strconv.AppendInt(scratch[:0], int64(code), 10))
+	}
+	_, _ = bw.WriteString("\r\n")
+}
+
+// writeField writes "Name: value" lines, one per value. Names that are
+// not tokens are dropped and line breaks in values become spaces (as
+// net/http does), so a handler cannot split the head.
+func writeField(bw *bufio.Writer, k string, vv []string) {
+	for i := 0; i < len(k); i++ {
+		if !isTokenByte(k[i]) {
+			return
+		}
+	}
+	for _, v := range vv {
+		_, _ = bw.WriteString(k)
+		_, _ = bw.WriteString(": ")
+		if strings.ContainsAny(v, "\r\n") {
+			v = strings.Map(func(r rune) rune {
+				if r == '\r' || r == '\n' {
+					return ' '
+				}
+				return r
+			}, v)
+		}
+		_, _ = bw.WriteString(trimOWS(v))
+		_, _ = bw.WriteString("\r\n")
+	}
+}
+
+// bodyAllowedForStatus reports whether a status may have a body (RFC
+// 9110 6.4.1): not 1xx, 204 or 304.
+func bodyAllowedForStatus(status int) bool {
+	switch {
+	case status >= 100 && status <= 199:
+		return false
+	case status == http.StatusNoContent, status == http.StatusNotModified:
+		return false
+	}
+	return true
+}

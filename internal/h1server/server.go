@@ -1,0 +1,358 @@
+// Package h1server serves HTTP/1.0 and HTTP/1.1 on plain (not TLS)
+// listeners to any http.Handler, at a fraction of net/http's cost per
+// request. It is what gatewise's plain listeners run; TLS listeners keep
+// net/http, which also speaks HTTP/2.
+//
+// What it saves against net/http.Server, per request: no background read
+// goroutine (net/http starts one per request to notice a visitor who
+// leaves: a goroutine, a read system call and two deadline changes); no
+// read deadline set and cleared per request (one timer goroutine sweeps
+// every connection's timeouts instead, as nginx and HAProxy do with their
+// timer trees); one string for the whole request head, with every header
+// key and value a slice of it; a Date header formatted once per tick; the
+// write buffer returned to a pool while the connection waits.
+//
+// What it keeps: the http.Handler contract, http.ResponseController
+// (Flush, Hijack, SetReadDeadline, SetWriteDeadline, EnableFullDuplex),
+// http.ErrAbortHandler, Content-Length or chunked framing chosen as
+// net/http does, 100-continue, request trailers, keep-alive and pipelining,
+// the request's context cancelled when the visitor goes away (noticed by a
+// watcher started only for requests still running after one sweep tick),
+// graceful Shutdown and Close with http.ErrServerClosed.
+package h1server
+
+import (
+	"context"
+	"errors"
+	"log"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultTick is how often the sweeper checks timeouts, refreshes the
+// Date header and starts watchers for long requests, when Server.Tick is 0.
+const DefaultTick = 100 * time.Millisecond
+
+// Server serves HTTP/1.x over the connections of one or more listeners.
+// Its fields must not change after the first call to Serve.
+type Server struct {
+	// Handler answers every request. Required.
+	Handler http.Handler
+	// ReadHeaderTimeout bounds the time from a request's first byte
+	// (or from accept, for a connection's first request) to the end of
+	// its header section; the connection is closed when it is over.
+	// 0 means no limit.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout is how long a keep-alive connection may wait for its
+	// next request. 0 means ReadHeaderTimeout; both 0, no limit.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes caps a request's head (request line and header
+	// fields); over it the answer is a bare 431 and the connection is
+	// closed. 0 means http.DefaultMaxHeaderBytes (1 MiB).
+	MaxHeaderBytes int
+	// ErrorLog receives handler panics and accept errors. Nil means
+	// the log package's standard logger.
+	ErrorLog *log.Logger
+	// Tick is the sweeper's period: the granularity of the timeouts
+	// above and the delay before a long request's visitor is watched.
+	// 0 means DefaultTick.
+	Tick time.Duration
+
+	mu         sync.Mutex
+	listeners  map[*net.Listener]struct{}
+	conns      map[*conn]struct{}
+	sweeping   bool
+	stopSweep  chan struct{}
+	sweepDone  chan struct{}
+	closed     atomic.Bool   // Shutdown or Close called
+	connsGone  chan struct{} // made by Shutdown or Close; closed when no connection is left
+	goneClosed bool
+
+	clock atomic.Int64           // coarse time, unix nanoseconds, set by the sweeper
+	date  atomic.Pointer[[]byte] // "Date: ...\r\n", set by the sweeper
+
+	writers sync.Pool // *bufio.Writer
+	readers sync.Pool // *bufio.Reader
+}
+
+// Serve accepts connections on ln and serves each on its own goroutine
+// until Shutdown or Close, when it returns http.ErrServerClosed; any other
+// accept error that is not temporary is returned as it is. Serve closes ln
+// when it returns.
+func (s *Server) Serve(ln net.Listener) error {
+	if s.Handler == nil {
+		return errNoHandler
+	}
+	if !s.track(&ln) {
+		_ = ln.Close()
+		return http.ErrServerClosed
+	}
+	defer s.untrack(&ln)
+	var backoff time.Duration
+	for {
+		rw, err := ln.Accept()
+		if err != nil {
+			if s.closed.Load() {
+				return http.ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.logf("h1server: accept error: %v; retrying in %v", err, backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		c := s.newConn(rw)
+		if c == nil {
+			_ = rw.Close()
+			continue
+		}
+		go c.serve()
+	}
+}
+
+var errNoHandler = errors.New("h1server: no handler")
+
+// isTemporary reports accept errors worth retrying: running out of file
+// descriptors or memory, or a connection aborted before accept.
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+// track registers a listener and starts the sweeper; false after
+// Shutdown or Close.
+func (s *Server) track(ln *net.Listener) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed.Load() {
+		return false
+	}
+	if s.listeners == nil {
+		s.listeners = make(map[*net.Listener]struct{})
+	}
+	s.listeners[ln] = struct{}{}
+	if !s.sweeping {
+		s.sweeping = true
+		s.stopSweep = make(chan struct{})
+		s.sweepDone = make(chan struct{})
+		s.refreshClock(time.Now())
+		go s.sweep()
+	}
+	return true
+}
+
+func (s *Server) untrack(ln *net.Listener) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.listeners[ln]; ok {
+		delete(s.listeners, ln)
+		_ = (*ln).Close()
+	}
+}
+
+// newConn registers a connection; nil after Shutdown or Close.
+func (s *Server) newConn(rw net.Conn) *conn {
+	c := newConn(s, rw)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed.Load() {
+		return nil
+	}
+	if s.conns == nil {
+		s.conns = make(map[*conn]struct{})
+	}
+	s.conns[c] = struct{}{}
+	return c
+}
+
+// forget drops a connection that closed or was hijacked.
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c)
+	if len(s.conns) == 0 && s.connsGone != nil && !s.goneClosed {
+		close(s.connsGone)
+		s.goneClosed = true
+	}
+}
+
+// Shutdown stops accepting, closes idle connections, and waits for the
+// others to finish their request (each closes after its answer) until ctx
+// is done, when it returns ctx's error and leaves them to Close. Hijacked
+// connections are not waited for.
+func (s *Server) Shutdown(ctx context.Context) error {
+	gone := s.beginClose()
+	s.closeIdle()
+	tick := time.NewTicker(s.tick())
+	defer tick.Stop()
+	for {
+		select {
+		case <-gone:
+			s.stopSweeper()
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+			// A connection that went idle after the first pass.
+			s.closeIdle()
+		}
+	}
+}
+
+// Close closes every listener and connection now (hijacked ones excepted).
+func (s *Server) Close() error {
+	s.beginClose()
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		_ = c.rwc.Close()
+	}
+	s.stopSweeper()
+	return nil
+}
+
+// beginClose marks the server closed, closes its listeners and returns a
+// channel closed when no connection is left.
+func (s *Server) beginClose() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed.Store(true)
+	for ln := range s.listeners {
+		_ = (*ln).Close()
+		delete(s.listeners, ln)
+	}
+	if s.connsGone == nil {
+		s.connsGone = make(chan struct{})
+		if len(s.conns) == 0 {
+			close(s.connsGone)
+			s.goneClosed = true
+		}
+	}
+	return s.connsGone
+}
+
+// closeIdle closes the connections waiting for a request, including new
+// ones that have not sent a byte yet.
+func (s *Server) closeIdle() {
+	s.mu.Lock()
+	var idle []*conn
+	for c := range s.conns {
+		if st := c.state.Load(); st == stateIdle || st == stateNew {
+			idle = append(idle, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range idle {
+		c.closeIfIdle()
+	}
+}
+
+func (s *Server) stopSweeper() {
+	s.mu.Lock()
+	if !s.sweeping {
+		s.mu.Unlock()
+		return
+	}
+	s.sweeping = false
+	stop, done := s.stopSweep, s.sweepDone
+	s.mu.Unlock()
+	close(stop)
+	<-done
+}
+
+func (s *Server) tick() time.Duration {
+	if s.Tick > 0 {
+		return s.Tick
+	}
+	return DefaultTick
+}
+
+func (s *Server) idleTimeout() time.Duration {
+	if s.IdleTimeout > 0 {
+		return s.IdleTimeout
+	}
+	return s.ReadHeaderTimeout
+}
+
+func (s *Server) maxHeaderBytes() int {
+	if s.MaxHeaderBytes > 0 {
+		return s.MaxHeaderBytes
+	}
+	return http.DefaultMaxHeaderBytes
+}
+
+// sweep runs every tick: it refreshes the clock and the Date header,
+// closes connections over their idle or header timeout, and starts a
+// watcher on connections whose request is still running after a tick.
+func (s *Server) sweep() {
+	defer close(s.sweepDone)
+	t := time.NewTicker(s.tick())
+	defer t.Stop()
+	var expired []*conn
+	for {
+		select {
+		case <-s.stopSweep:
+			return
+		case now := <-t.C:
+			s.refreshClock(now)
+			expired = s.sweepConns(now.UnixNano(), expired[:0])
+			for _, c := range expired {
+				_ = c.rwc.Close()
+			}
+			clear(expired)
+		}
+	}
+}
+
+func (s *Server) sweepConns(now int64, expired []*conn) []*conn {
+	idle, header, tick := int64(s.idleTimeout()), int64(s.ReadHeaderTimeout), int64(s.tick())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		since := now - c.since.Load()
+		switch c.state.Load() {
+		case stateIdle:
+			if idle > 0 && since > idle {
+				expired = append(expired, c)
+			}
+		case stateHeader:
+			if header > 0 && since > header {
+				expired = append(expired, c)
+			}
+		case stateActive:
+			if since >= tick {
+				c.startWatch()
+			}
+		}
+	}
+	return expired
+}
+
+// refreshClock stores the coarse time and the Date header for now.
+func (s *Server) refreshClock(now time.Time) {
+	s.clock.Store(now.UnixNano())
+	b := make([]byte, 0, len("Date: Mon, 02 Jan 2006 15:04:05 GMT\r\n"))
+	b = append(b, "Date: "...)
+	b = now.UTC().AppendFormat(b, http.TimeFormat)
+	b = append(b, "\r\n"...)
+	s.date.Store(&b)
+}
+
+func (s *Server) logf(format string, args ...any) {
+	if s.ErrorLog != nil {
+		s.ErrorLog.Printf(format, args...)
+		return
+	}
+	log.Printf(format, args...)
+}
