@@ -2,6 +2,7 @@ package obs
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -49,7 +50,9 @@ func SaneRequestID(id string) bool {
 func NewRequestID() string {
 	var b [10]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
-	return hex.EncodeToString(b[:])
+	var s [20]byte
+	hex.Encode(s[:], b[:])
+	return string(s[:])
 }
 
 // AccessLog is the outermost middleware: it gives each request its ID and a
@@ -78,19 +81,24 @@ func (a *AccessLog) Wrap(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := now()
+		q := &request{parent: r.Context()}
 		id := r.Header.Get(RequestIDHeader)
 		if !SaneRequestID(id) {
 			id = NewRequestID()
-			r.Header.Set(RequestIDHeader, id)
+			q.id[0] = id
+			r.Header[RequestIDHeader] = q.id[:1:1] // as Header.Set, canonical already
 		}
-		rec := NewRecord(id, start)
-		r = r.WithContext(WithRecord(r.Context(), rec))
+		rec := &q.rec
+		rec.ID, rec.Start = id, start
+		r = r.WithContext(q)
 		var body *countingBody
 		if r.Body != nil && r.Body != http.NoBody {
-			body = &countingBody{ReadCloser: r.Body}
+			body = &q.body
+			body.ReadCloser = r.Body
 			r.Body = body
 		}
-		sw := &statusWriter{ResponseWriter: w, tunnels: a.Tunnels}
+		sw := &q.sw
+		*sw = statusWriter{ResponseWriter: w, tunnels: a.Tunnels}
 		if a.Metrics != nil {
 			a.Metrics.inFlight.Inc()
 		}
@@ -104,7 +112,8 @@ func (a *AccessLog) Wrap(next http.Handler) http.Handler {
 				// visitor's side failed while the body was being written.
 				rec.Fail(cause.New(cause.ClientClosed, "write", nil))
 			}
-			a.finish(r, rec, sw, body.count(), now().Sub(start))
+			end := now()
+			a.finish(r, rec, sw, body.count(), end.Sub(start), end)
 			if a.Metrics != nil {
 				a.Metrics.inFlight.Dec()
 			}
@@ -116,11 +125,47 @@ func (a *AccessLog) Wrap(next http.Handler) http.Handler {
 	})
 }
 
+// request is what the access log allocates for a request, in one piece
+// rather than one allocation each: the request's context (its parent's,
+// carrying the record: see RecordFrom), the record, the status writer, the
+// body counter, and the backing array of a generated X-Request-Id. It is
+// never reused, so whatever keeps a part of it after the request (a
+// retry's goroutine, an upgraded connection) finds it intact.
+type request struct {
+	parent context.Context
+	rec    Record
+	sw     statusWriter
+	body   countingBody
+	id     [1]string
+}
+
+// Deadline returns the parent's deadline.
+func (q *request) Deadline() (time.Time, bool) { return q.parent.Deadline() }
+
+// Done returns the parent's Done channel.
+func (q *request) Done() <-chan struct{} { return q.parent.Done() }
+
+// Err returns the parent's error.
+func (q *request) Err() error { return q.parent.Err() }
+
+// Value returns the record for the record's key, else the parent's value.
+func (q *request) Value(key any) any {
+	if _, ok := key.(recordKey); ok {
+		return &q.rec
+	}
+	return q.parent.Value(key)
+}
+
+// String names the context, as the context package's own do.
+func (q *request) String() string { return "obs.request" }
+
 type panicError struct{ v any }
 
 func (p panicError) Error() string { return "panic: " + slog.AnyValue(p.v).String() }
 
-func (a *AccessLog) finish(r *http.Request, rec *Record, sw *statusWriter, bytesIn int64, d time.Duration) {
+// finish counts the request and writes its line; end is when it ended
+// (start + d), the line's time.
+func (a *AccessLog) finish(r *http.Request, rec *Record, sw *statusWriter, bytesIn int64, d time.Duration, end time.Time) {
 	s := rec.Snapshot()
 	status := sw.status
 	var id cause.ID
@@ -144,7 +189,7 @@ func (a *AccessLog) finish(r *http.Request, rec *Record, sw *statusWriter, bytes
 		return
 	}
 	l := accessLine{
-		time:           a.now(),
+		time:           end,
 		requestID:      rec.ID,
 		remote:         clientIP(r.RemoteAddr),
 		method:         r.Method,
@@ -191,13 +236,6 @@ func (a *AccessLog) putBuffer(b *[]byte) {
 	if cap(*b) <= 64<<10 {
 		a.buffers.Put(b)
 	}
-}
-
-func (a *AccessLog) now() time.Time {
-	if a.Now != nil {
-		return a.Now()
-	}
-	return time.Now()
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -29,6 +29,9 @@ type Metrics struct {
 	idleTimeout      *prometheus.GaugeVec
 	connsRejected    *prometheus.CounterVec
 	fpm              *fpmMetrics
+	// codes holds the status codes 100 to 599 as label values, so that
+	// counting a request formats none.
+	codes [500]string
 }
 
 // NewMetrics creates the metrics and registers them on reg. It fails when
@@ -111,12 +114,23 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			return nil, err
 		}
 	}
+	for i := range m.codes {
+		m.codes[i] = strconv.Itoa(100 + i)
+	}
 	return m, nil
+}
+
+// codeLabel returns code as a label value.
+func (m *Metrics) codeLabel(code int) string {
+	if i := code - 100; i >= 0 && i < len(m.codes) {
+		return m.codes[i]
+	}
+	return strconv.Itoa(code)
 }
 
 // ObserveRequest counts a finished request.
 func (m *Metrics) ObserveRequest(route string, code int, id cause.ID, d time.Duration) {
-	m.requests.WithLabelValues(route, strconv.Itoa(code), string(id)).Inc()
+	m.requests.WithLabelValues(route, m.codeLabel(code), string(id)).Inc()
 	m.requestDuration.WithLabelValues(route).Observe(d.Seconds())
 }
 
