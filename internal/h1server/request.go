@@ -249,6 +249,7 @@ func (c *conn) parseRequest(head string, req *http.Request) error {
 	}
 	hdr := make(http.Header, n)
 	vals := make([]string, n)
+	pragma := false
 	for i := 0; rest != ""; i++ {
 		var fl string
 		fl, rest, _ = strings.Cut(rest, "\n")
@@ -275,12 +276,16 @@ func (c *conn) parseRequest(head string, req *http.Request) error {
 				return badRequest("invalid header value")
 			}
 		}
+		pragma = pragma || key == "Pragma"
 		if prior, ok := hdr[key]; ok {
 			hdr[key] = append(prior, v)
 		} else {
 			vals[i] = v
 			hdr[key] = vals[i : i+1 : i+1]
 		}
+	}
+	if pragma {
+		fixPragmaCacheControl(hdr)
 	}
 	req.Header = hdr
 
@@ -345,6 +350,9 @@ func (c *conn) parseFraming(req *http.Request, hdr http.Header) error {
 		if !ok {
 			return badRequest("bad Content-Length")
 		}
+		if len(cl) > 1 {
+			hdr["Content-Length"] = cl[:1] // equal copies: one, as net/http keeps
+		}
 		req.ContentLength = n
 		if n == 0 {
 			req.Body = http.NoBody
@@ -363,6 +371,17 @@ func (c *conn) parseFraming(req *http.Request, hdr http.Header) error {
 		}
 	}
 	return nil
+}
+
+// fixPragmaCacheControl adds "Cache-Control: no-cache" to a request
+// with "Pragma: no-cache" and no Cache-Control, as net/http's ReadRequest
+// does (RFC 9111 5.4), so that handlers see the same header as before.
+func fixPragmaCacheControl(hdr http.Header) {
+	if p := hdr["Pragma"]; len(p) > 0 && p[0] == "no-cache" {
+		if _, ok := hdr["Cache-Control"]; !ok {
+			hdr["Cache-Control"] = []string{"no-cache"}
+		}
+	}
 }
 
 // parseTarget parses a request target as net/http does: authority form
