@@ -128,8 +128,10 @@ func (c *conn) readHead() (string, error) {
 }
 
 // headEnd finds the empty line that ends a head in b, searching from
-// from. It returns the head's length (up to the last field's line end,
-// without its CRLF) and the offset of what follows the empty line; -1 when
+// from. It returns the head's length (up to the last line's LF, without
+// it: a CR before it stays, for the parser to take off as on every other
+// line, so that a bare CR at the end of the last line is refused as
+// anywhere else) and the offset of what follows the empty line; -1 when
 // b has no end yet.
 func headEnd(b []byte, from int) (end, next int) {
 	for i := from; i < len(b); {
@@ -141,22 +143,15 @@ func headEnd(b []byte, from int) (end, next int) {
 		// b[i] is '\n'; the empty line is "\n\r\n" or "\n\n".
 		switch {
 		case i+1 < len(b) && b[i+1] == '\n':
-			return trimCR(b, i), i + 2
+			return i, i + 2
 		case i+2 < len(b) && b[i+1] == '\r' && b[i+2] == '\n':
-			return trimCR(b, i), i + 3
+			return i, i + 3
 		case i+2 >= len(b) && (i+1 == len(b) || b[i+1] == '\r'):
 			return -1, -1 // the end may come with the next bytes
 		}
 		i++
 	}
 	return -1, -1
-}
-
-func trimCR(b []byte, nl int) int {
-	if nl > 0 && b[nl-1] == '\r' {
-		return nl - 1
-	}
-	return nl
 }
 
 // canonicalizeNames puts the header names of head (lines after the

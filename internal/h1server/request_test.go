@@ -112,6 +112,8 @@ func TestRequestErrors(t *testing.T) {
 		{"control in value", "GET / HTTP/1.1\r\nHost: h\r\nX: a\x01b\r\n\r\n", 400},
 		{"del in value", "GET / HTTP/1.1\r\nHost: h\r\nX: a\x7fb\r\n\r\n", 400},
 		{"bare cr in value", "GET / HTTP/1.1\r\nHost: h\r\nX: a\rb\r\n\r\n", 400},
+		{"bare cr ending the last field", "GET / HTTP/1.1\r\nHost: h\r\nX: y\r\r\n\r\n", 400},
+		{"bare cr ending the request line", "GET / HTTP/1.0\r\r\n\r\n", 400},
 		{"obs-fold", "GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n b\r\n\r\n", 400},
 		{"bad target", "GET /a\x01 HTTP/1.1\r\nHost: h\r\n\r\n", 400},
 		{"te and cl", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 400},
