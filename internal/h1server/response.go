@@ -54,8 +54,9 @@ func (w *response) Header() http.Header { return w.header }
 
 // WriteHeader sends an interim (1xx) answer at once, or sets the final
 // status. The head of an answer whose length is known (a Content-Length,
-// a status without body, HEAD) is written into the buffer now; otherwise
-// it waits for the body or the handler's end.
+// a status without body) is written into the buffer now; otherwise it
+// waits for the body or the handler's end (for HEAD, the end: the length
+// of what the handler wrote is the answer's Content-Length).
 func (w *response) WriteHeader(code int) {
 	if w.c.hijacked || w.wroteHeader {
 		return
@@ -68,7 +69,7 @@ func (w *response) WriteHeader(code int) {
 		return
 	}
 	w.status, w.wroteHeader = code, true
-	if cl, ok := w.header["Content-Length"]; (ok && len(cl) > 0) || !bodyAllowedForStatus(code) || w.req.Method == http.MethodHead {
+	if cl, ok := w.header["Content-Length"]; (ok && len(cl) > 0) || !bodyAllowedForStatus(code) {
 		w.commit(false)
 	}
 }
@@ -302,14 +303,29 @@ func (w *response) commit(final bool) {
 			delete(h, "Content-Length") // not a length: frame it ourselves
 		}
 	}
+	if !bodyOK && (w.status == http.StatusNoContent || w.status < 200) {
+		delete(h, "Content-Length")
+		w.contentLength = -1
+	}
+
+	// The handler's fields first: the framing chosen below needs to
+	// know whether one of them is a trailer (http.TrailerPrefix), and
+	// its own fields come after them.
+	bw := c.writer()
+	w.writeStatusLine(bw, w.status)
+	prefixed := false
+	for k, vv := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			prefixed = true
+			continue
+		}
+		writeField(bw, k, vv)
+	}
+
 	switch {
 	case !bodyOK:
-		if w.status == http.StatusNoContent || w.status < 200 {
-			delete(h, "Content-Length")
-			w.contentLength = -1
-		}
 	case w.contentLength >= 0:
-	case final && len(w.trailers) == 0 && !(isHead && w.written == 0):
+	case final && len(w.trailers) == 0 && !prefixed && !(isHead && w.written == 0):
 		computed = w.written
 		w.contentLength = computed
 	case isHead:
@@ -330,14 +346,6 @@ func (w *response) commit(final bool) {
 		}
 	}
 
-	bw := c.writer()
-	w.writeStatusLine(bw, w.status)
-	for k, vv := range h {
-		if strings.HasPrefix(k, http.TrailerPrefix) {
-			continue
-		}
-		writeField(bw, k, vv)
-	}
 	if _, ok := h["Date"]; !ok {
 		_, _ = bw.Write(*c.srv.date.Load())
 	}
