@@ -22,6 +22,7 @@
 package h1server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log"
@@ -42,9 +43,10 @@ type Server struct {
 	// Handler answers every request. Required.
 	Handler http.Handler
 	// ReadHeaderTimeout bounds the time from a request's first byte
-	// (or from accept, for a connection's first request) to the end of
+	// (or from accept, for a connection's first request, so that a
+	// connection that never sends a byte is closed too) to the end of
 	// its header section; the connection is closed when it is over.
-	// 0 means no limit.
+	// 0 means no limit (a new connection then gets IdleTimeout).
 	ReadHeaderTimeout time.Duration
 	// IdleTimeout is how long a keep-alive connection may wait for its
 	// next request. 0 means ReadHeaderTimeout; both 0, no limit.
@@ -324,6 +326,13 @@ func (s *Server) sweepConns(now int64, expired []*conn) []*conn {
 		switch c.state.Load() {
 		case stateIdle:
 			if idle > 0 && since > idle {
+				expired = append(expired, c)
+			}
+		case stateNew:
+			// A connection that has not sent a byte yet: its first
+			// head's time runs from accept (the idle timeout when
+			// there is no header timeout).
+			if limit := cmp.Or(header, idle); limit > 0 && since > limit {
 				expired = append(expired, c)
 			}
 		case stateHeader:
