@@ -155,8 +155,7 @@ func (w *response) Write(p []byte) (int, error) {
 func (w *response) writeBody(p []byte) error {
 	bw := w.c.bw
 	if w.chunked {
-		var scratch [20]byte
-		_, _ = bw.Write(strconv.AppendInt(scratch[:0], int64(len(p)), 16))
+		_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(len(p)), 16))
 		_, _ = bw.WriteString("\r\n")
 		_, _ = bw.Write(p)
 		_, err := bw.WriteString("\r\n")
@@ -350,9 +349,8 @@ func (w *response) commit(final bool) {
 		_, _ = bw.Write(*c.srv.date.Load())
 	}
 	if computed >= 0 && (computed > 0 || !isHead) {
-		var scratch [20]byte
 		_, _ = bw.WriteString("Content-Length: ")
-		_, _ = bw.Write(strconv.AppendInt(scratch[:0], computed, 10))
+		_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), computed, 10))
 		_, _ = bw.WriteString("\r\n")
 	}
 	if w.chunked {
@@ -373,14 +371,15 @@ func (w *response) writeStatusLine(bw *bufio.Writer, code int) {
 	} else {
 		_, _ = bw.WriteString("HTTP/1.0 ")
 	}
-	var scratch [4]byte
-	_, _ = bw.Write(strconv.AppendInt(scratch[:0], int64(code), 10))
+	// Digits appended in the buffer's free space: a local array
+	// would escape through Write and cost an allocation per answer.
+	_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(code), 10))
 	_ = bw.WriteByte(' ')
 	if text := http.StatusText(code); text != "" {
 		_, _ = bw.WriteString(text)
 	} else {
 		_, _ = bw.WriteString("status code ")
-		_, _ = bw.Write(strconv.AppendInt(scratch[:0], int64(code), 10))
+		_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(code), 10))
 	}
 	_, _ = bw.WriteString("\r\n")
 }
