@@ -121,10 +121,16 @@ func (b *body) readTrailer() error {
 				return errBadTrailer
 			}
 		}
+		v = trimOWS(v)
+		for i := 0; i < len(v); i++ {
+			if ch := v[i]; (ch < ' ' && ch != '\t') || ch == 0x7f {
+				return errBadTrailer // a bare CR, a NUL: as in the head
+			}
+		}
 		if b.req.Trailer == nil {
 			b.req.Trailer = make(http.Header)
 		}
-		b.req.Trailer.Add(k, trimOWS(v))
+		b.req.Trailer.Add(k, v)
 	}
 }
 

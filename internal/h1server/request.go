@@ -303,7 +303,7 @@ func (c *conn) parseRequest(head string, req *http.Request) error {
 	if req.Host == "" && len(hosts) == 1 {
 		req.Host = hosts[0]
 	}
-	if !validHost(req.Host) {
+	if !validHost(req.Host) || (len(hosts) == 1 && !validHost(hosts[0])) {
 		return badRequest("malformed Host header")
 	}
 	req.RemoteAddr = c.remoteAddr
@@ -452,11 +452,17 @@ func hasToken(vals []string, token string) bool {
 	return false
 }
 
-// validHost refuses Host values with bytes no host, port or IPv6 literal
-// has (net/http's check, by its rule: printable ASCII without spaces).
+// validHost refuses Host values with bytes no reg-name, IPv4 or IPv6
+// literal, zone or port has: the set net/http's server accepts (RFC 3986
+// unreserved and sub-delims, '%', ':', '[' and ']'), so that "a@b",
+// "a#b" or "a/b" never reach a handler as a host.
 func validHost(h string) bool {
 	for i := 0; i < len(h); i++ {
-		if ch := h[i]; ch <= ' ' || ch >= 0x7f || ch == '/' || ch == '\\' || ch == '"' || ch == '<' || ch == '>' || ch == '{' || ch == '}' || ch == '|' || ch == '^' || ch == '`' {
+		ch := h[i]
+		switch {
+		case 'a' <= ch && ch <= 'z', 'A' <= ch && ch <= 'Z', '0' <= ch && ch <= '9':
+		case strings.IndexByte("!$%&'()*+,-.:;=[]_~", ch) >= 0:
+		default:
 			return false
 		}
 	}
