@@ -148,6 +148,22 @@ func TestUnreadBody(t *testing.T) {
 	}
 }
 
+// A body the handler wrapped (as gatewise's limit.LimitBody does) and did
+// not read is dropped too: the connection stays.
+func TestUnreadWrappedBody(t *testing.T) {
+	ts := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+		_, _ = io.WriteString(w, "not read")
+	}))
+	c := ts.dial(t)
+	for range 3 {
+		resp, body := c.roundTrip("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello")
+		if resp.StatusCode != 200 || body != "not read" || resp.Close {
+			t.Fatalf("answer %d %q close %v", resp.StatusCode, body, resp.Close)
+		}
+	}
+}
+
 // A chunked body the handler did not read closes the connection (its
 // length is unknown).
 func TestUnreadChunkedBody(t *testing.T) {

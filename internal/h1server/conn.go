@@ -189,6 +189,7 @@ func (c *conn) serveRequest(req *http.Request, cancel context.CancelFunc) bool {
 	c.since.Store(c.srv.clock.Load())
 	c.state.Store(stateActive)
 
+	reqBody := req.Body // the handler may wrap it (http.MaxBytesReader)
 	ok := c.runHandler(w, req)
 	if c.hijacked {
 		cancel()
@@ -209,7 +210,7 @@ func (c *conn) serveRequest(req *http.Request, cancel context.CancelFunc) bool {
 		return false
 	}
 	if !c.bodyDone.Load() {
-		return c.discardBody(req)
+		return c.discardBody(reqBody)
 	}
 	return true
 }
@@ -233,13 +234,14 @@ func (c *conn) runHandler(w *response, req *http.Request) (ok bool) {
 	return true
 }
 
-// discardBody reads what is left of a body the handler did not read, up
-// to maxDiscardBytes; true when it ended within that.
-func (c *conn) discardBody(req *http.Request) bool {
+// discardBody reads what is left of a body the handler did not read
+// (the server's own, whatever the handler put in req.Body), up to
+// maxDiscardBytes; true when it ended within that.
+func (c *conn) discardBody(reqBody io.ReadCloser) bool {
 	if c.resp.expectContinue && !c.resp.sentContinue {
 		return false // the visitor waits for a 100 that never came
 	}
-	b, ok := req.Body.(*body)
+	b, ok := reqBody.(*body)
 	if !ok || b.c != c {
 		return false
 	}

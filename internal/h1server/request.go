@@ -290,7 +290,9 @@ func (c *conn) parseRequest(head string, req *http.Request) error {
 	if len(hosts) > 1 {
 		return badRequest("too many Host headers")
 	}
-	if len(hosts) == 0 && req.ProtoMinor >= 1 {
+	if len(hosts) == 0 && req.ProtoMinor >= 1 && method != http.MethodConnect {
+		// (A CONNECT names its host in its target, and net/http
+		// takes one without a Host field.)
 		return badRequest("missing required Host header")
 	}
 	delete(hdr, "Host")

@@ -27,6 +27,8 @@ func TestRequestLineForms(t *testing.T) {
 			"OPTIONS", "*", "*", "example.com", "", "", "*", 1, 1},
 		{"connect", "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
 			"CONNECT", "example.com:443", "", "example.com:443", "", "", "//example.com:443", 1, 1},
+		{"connect without host", "CONNECT example.com:443 HTTP/1.1\r\n\r\n",
+			"CONNECT", "example.com:443", "", "example.com:443", "", "", "//example.com:443", 1, 1},
 		{"http10 no host", "GET /old HTTP/1.0\r\n\r\n",
 			"GET", "/old", "/old", "", "", "", "/old", 1, 0},
 		{"http12 is 1.x", "GET / HTTP/1.2\r\nHost: h\r\n\r\n",
