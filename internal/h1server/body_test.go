@@ -262,3 +262,70 @@ func TestExpectContinueClient(t *testing.T) {
 		t.Error("no 100 Continue came")
 	}
 }
+
+// The answer to a request whose large body the handler did not read
+// reaches a visitor that reads it only after it has sent its body: the
+// server does not reset the connection under it (a close with unread
+// bytes sends a RST, which destroys what the visitor has not read yet).
+func TestUnreadBodyAnswerNotReset(t *testing.T) {
+	ts := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		_, _ = io.WriteString(w, "too large")
+	}))
+	c := ts.dial(t)
+	size := 4 << 20
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		_, _ = io.WriteString(c.Conn, fmt.Sprintf("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n", size))
+		_, _ = io.WriteString(c.Conn, strings.Repeat("x", size))
+	}()
+	// A visitor that writes its whole body before it reads.
+	waitFor(t, written, "the body written or refused")
+	time.Sleep(100 * time.Millisecond)
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		t.Fatalf("the answer was lost: %v", err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || string(b) != "too large" || err != nil || !resp.Close {
+		t.Fatalf("answer %d %q %v close %v", resp.StatusCode, b, err, resp.Close)
+	}
+}
+
+// The same with an answer larger than the socket buffers, read slowly:
+// the tail still in the server's send buffer when it closes must reach
+// the visitor.
+func TestUnreadBodyLargeAnswerNotReset(t *testing.T) {
+	answer := strings.Repeat("a", 4<<20)
+	ts := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(len(answer)))
+		_, _ = io.WriteString(w, answer)
+	}))
+	c := ts.dial(t)
+	size := 4 << 20
+	go func() {
+		_, _ = io.WriteString(c.Conn, fmt.Sprintf("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n", size))
+		_, _ = io.WriteString(c.Conn, strings.Repeat("x", size))
+	}()
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		t.Fatalf("the answer was lost: %v", err)
+	}
+	buf := make([]byte, 64<<10)
+	n := 0
+	for {
+		m, err := resp.Body.Read(buf)
+		n += m
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("answer cut after %d bytes of %d: %v", n, len(answer), err)
+			}
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n != len(answer) {
+		t.Fatalf("%d bytes of %d", n, len(answer))
+	}
+}

@@ -33,10 +33,14 @@ const (
 	// read and dropped to keep the connection; past it, it is closed
 	// (net/http's maxPostHandlerReadBytes).
 	maxDiscardBytes = 256 << 10
-	// lingerTime is how long an error answer waits for the visitor to
-	// read it before the connection is closed (so that unread request
-	// bytes do not turn the close into a reset that destroys it).
-	lingerTime = 500 * time.Millisecond
+	// lingerTime is how long an answer after which the connection
+	// closes with request bytes unread (an error answer, a body the
+	// handler left) waits for the visitor to read it: the server reads
+	// and drops what comes meanwhile, up to lingerMaxBytes, so that the
+	// close is not a reset that destroys the answer (as nginx's
+	// lingering_close; net/http waits as long).
+	lingerTime     = 500 * time.Millisecond
+	lingerMaxBytes = 16 << 20
 )
 
 // conn is one visitor connection.
@@ -57,6 +61,7 @@ type conn struct {
 	resp     response
 	bodyDone atomic.Bool // the request has no body left to read
 	readErr  bool        // a read on the connection failed
+	answered bool        // the current request's answer is complete
 	hijacked bool
 
 	watchMu      sync.Mutex
@@ -112,6 +117,12 @@ func (c *conn) serve() {
 		}
 		keep := c.serveRequest(req, cancel)
 		if !keep || c.srv.closed.Load() {
+			if c.answered && c.resp.err == nil && (!c.bodyDone.Load() || c.br.Buffered() > 0) {
+				// Bytes of the visitor's are unread: a close now
+				// would be a reset that can destroy the answer
+				// before the visitor reads it.
+				c.linger()
+			}
 			return
 		}
 		c.since.Store(c.srv.clock.Load())
@@ -190,6 +201,7 @@ func (c *conn) serveRequest(req *http.Request, cancel context.CancelFunc) bool {
 	c.state.Store(stateActive)
 
 	reqBody := req.Body // the handler may wrap it (http.MaxBytesReader)
+	c.answered = false
 	ok := c.runHandler(w, req)
 	if c.hijacked {
 		cancel()
@@ -201,6 +213,7 @@ func (c *conn) serveRequest(req *http.Request, cancel context.CancelFunc) bool {
 		return false
 	}
 	w.finish()
+	c.answered = true
 	cancel()
 	if c.deadlineSet {
 		c.deadlineSet = false
@@ -380,5 +393,5 @@ func (c *conn) linger() {
 		return
 	}
 	_ = c.rwc.SetReadDeadline(time.Now().Add(lingerTime))
-	_, _ = io.CopyN(io.Discard, c.rwc, maxDiscardBytes)
+	_, _ = io.CopyN(io.Discard, c.rwc, lingerMaxBytes)
 }
