@@ -329,3 +329,27 @@ func TestUnreadBodyLargeAnswerNotReset(t *testing.T) {
 		t.Fatalf("%d bytes of %d", n, len(answer))
 	}
 }
+
+// A body read on another goroutine than the handler's (as net/http's
+// Transport does when a ReverseProxy forwards it) fails while the handler
+// answers: no data race (run with -race).
+func TestBodyReadElsewhereFails(t *testing.T) {
+	ts := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, _ = io.Copy(io.Discard, r.Body)
+		}()
+		_, _ = io.WriteString(w, "answer")
+		w.(http.Flusher).Flush()
+		<-done
+	}))
+	for range 5 {
+		c := ts.dial(t)
+		c.send("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n")
+		resp, _ := c.read("POST")
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+}

@@ -333,7 +333,7 @@ func (w *response) commit(final bool) {
 	default:
 		w.closeAfter = true // HTTP/1.0: the end of the body is the close
 	}
-	if req.Close || c.readErr || c.srv.closed.Load() || hasToken(h["Connection"], "close") {
+	if req.Close || c.readErr.Load() || c.srv.closed.Load() || hasToken(h["Connection"], "close") {
 		w.closeAfter = true
 	}
 	if !c.bodyDone.Load() {

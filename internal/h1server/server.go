@@ -19,6 +19,26 @@
 // the request's context cancelled when the visitor goes away (noticed by a
 // watcher started only for requests still running after one sweep tick),
 // graceful Shutdown and Close with http.ErrServerClosed.
+//
+// Where it differs from net/http.Server on purpose:
+//   - no Content-Type sniffing: an answer without one goes out without one;
+//   - header fields go out in map order, not sorted;
+//   - a request with both Transfer-Encoding and Content-Length is refused
+//     (400; RFC 9112 6.3 allows it, and it is how requests are smuggled),
+//     as is Transfer-Encoding in an HTTP/1.0 request, which net/http
+//     ignores;
+//   - obsolete line folding (a field line starting with a space or tab) is
+//     refused (400; RFC 9112 5.2), where net/http joins the lines;
+//   - up to four empty lines before a request line are skipped (RFC 9112
+//     2.2), where net/http's ReadRequest fails;
+//   - an "Expect" other than one "100-continue" is refused (417), where
+//     net/http looks for the token in the first field's list;
+//   - a head over MaxHeaderBytes gets 431 at exactly that many bytes (net/http
+//     allows 4 KiB more);
+//   - a chunked body the handler did not read closes the connection, where
+//     net/http reads up to 256 KiB of it (a body of known length is read
+//     and dropped after the answer up to 256 KiB, as net/http does before
+//     it).
 package h1server
 
 import (
