@@ -20,7 +20,7 @@ var errHeadTooLarge = &requestError{status: http.StatusRequestHeaderFieldsTooLar
 // readRequest waits for the next request and reads its head. A
 // *requestError is answered by the caller; other errors (the visitor
 // closed, a timeout, Shutdown) end the connection silently.
-func (c *conn) readRequest() (*http.Request, *requestContext, error) {
+func (c *conn) readRequest() (*http.Request, context.CancelFunc, error) {
 	br := c.br
 	if br.Buffered() == 0 {
 		if _, err := br.Peek(1); err != nil {
@@ -39,12 +39,13 @@ func (c *conn) readRequest() (*http.Request, *requestContext, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	ctx := newRequestContext(c.baseCtx)
+	ctx, cancel := context.WithCancel(c.baseCtx)
 	req := c.blank.WithContext(ctx)
-	if err := c.parseRequest(head, req, ctx); err != nil {
+	if err := c.parseRequest(head, req); err != nil {
+		cancel()
 		return nil, nil, err
 	}
-	return req, ctx, nil
+	return req, cancel, nil
 }
 
 var errClosed = errors.New("h1server: connection closed by the server")
@@ -197,7 +198,7 @@ func canonicalizeNames(head []byte) {
 }
 
 // parseRequest fills req from head.
-func (c *conn) parseRequest(head string, req *http.Request, rc *requestContext) error {
+func (c *conn) parseRequest(head string, req *http.Request) error {
 	line, rest, _ := strings.Cut(head, "\n")
 	line = strings.TrimSuffix(line, "\r")
 	method, afterMethod, ok1 := strings.Cut(line, " ")
@@ -242,12 +243,7 @@ func (c *conn) parseRequest(head string, req *http.Request, rc *requestContext) 
 		n = 0
 	}
 	hdr := make(http.Header, n)
-	var vals []string
-	if n <= len(rc.vals) {
-		vals = rc.vals[:n]
-	} else {
-		vals = make([]string, n)
-	}
+	vals := make([]string, n)
 	pragma := false
 	for i := 0; rest != ""; i++ {
 		var fl string
