@@ -68,7 +68,7 @@ type conn struct {
 	watchAllowed bool // the current request may be watched
 	watching     bool
 	watchDone    chan struct{}
-	cancel       context.CancelFunc // the current request's
+	cancel       *requestContext // the current request's
 	peekBuf      [1]byte
 	deadlineSet  bool // the handler set a deadline on the connection
 }
@@ -190,7 +190,7 @@ func (c *conn) putWriter() {
 
 // serveRequest runs the handler and finishes the answer; it reports
 // whether the connection can take another request.
-func (c *conn) serveRequest(req *http.Request, cancel context.CancelFunc) bool {
+func (c *conn) serveRequest(req *http.Request, cancel *requestContext) bool {
 	w := &c.resp
 	w.reset(req)
 	c.bodyDone.Store(req.Body == http.NoBody)
@@ -204,17 +204,17 @@ func (c *conn) serveRequest(req *http.Request, cancel context.CancelFunc) bool {
 	c.answered = false
 	ok := c.runHandler(w, req)
 	if c.hijacked {
-		cancel()
+		cancel.cancel()
 		return false
 	}
 	c.stopWatch()
 	if !ok {
-		cancel()
+		cancel.cancel()
 		return false
 	}
 	w.finish()
 	c.answered = true
-	cancel()
+	cancel.cancel()
 	if c.deadlineSet {
 		c.deadlineSet = false
 		_ = c.rwc.SetDeadline(time.Time{})
@@ -270,7 +270,7 @@ func (c *conn) noteReadError() {
 	cancel := c.cancel
 	c.watchMu.Unlock()
 	if cancel != nil {
-		cancel()
+		cancel.cancel()
 	}
 }
 
@@ -293,7 +293,7 @@ func (c *conn) startWatch() {
 // watch waits until the socket has something to say: the visitor's FIN or
 // a reset cancels the request's context; bytes (a pipelined request) end
 // the watch without taking them. A deadline set by stopWatch ends it too.
-func (c *conn) watch(cancel context.CancelFunc, done chan struct{}) {
+func (c *conn) watch(cancel *requestContext, done chan struct{}) {
 	defer close(done)
 	gone := false
 	err := c.raw.Read(func(fd uintptr) bool {
@@ -312,7 +312,7 @@ func (c *conn) watch(cancel context.CancelFunc, done chan struct{}) {
 		}
 	})
 	if err == nil && gone {
-		cancel()
+		cancel.cancel()
 	}
 }
 

@@ -23,7 +23,7 @@ func parseOne(data []byte) (*http.Request, *conn, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	cancel()
+	cancel.cancel()
 	if b, ok := req.Body.(*body); ok {
 		b.continueFirst = false // no socket to send the 100 on
 	}

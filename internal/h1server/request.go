@@ -2,7 +2,6 @@ package h1server
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -20,7 +19,7 @@ var errHeadTooLarge = &requestError{status: http.StatusRequestHeaderFieldsTooLar
 // readRequest waits for the next request and reads its head. A
 // *requestError is answered by the caller; other errors (the visitor
 // closed, a timeout, Shutdown) end the connection silently.
-func (c *conn) readRequest() (*http.Request, context.CancelFunc, error) {
+func (c *conn) readRequest() (*http.Request, *requestContext, error) {
 	br := c.br
 	if br.Buffered() == 0 {
 		if _, err := br.Peek(1); err != nil {
@@ -39,13 +38,12 @@ func (c *conn) readRequest() (*http.Request, context.CancelFunc, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	ctx, cancel := context.WithCancel(c.baseCtx)
+	ctx := newRequestContext(c.baseCtx)
 	req := c.blank.WithContext(ctx)
-	if err := c.parseRequest(head, req); err != nil {
-		cancel()
+	if err := c.parseRequest(head, req, ctx); err != nil {
 		return nil, nil, err
 	}
-	return req, cancel, nil
+	return req, ctx, nil
 }
 
 var errClosed = errors.New("h1server: connection closed by the server")
@@ -198,7 +196,7 @@ func canonicalizeNames(head []byte) {
 }
 
 // parseRequest fills req from head.
-func (c *conn) parseRequest(head string, req *http.Request) error {
+func (c *conn) parseRequest(head string, req *http.Request, rc *requestContext) error {
 	line, rest, _ := strings.Cut(head, "\n")
 	line = strings.TrimSuffix(line, "\r")
 	method, afterMethod, ok1 := strings.Cut(line, " ")
@@ -243,7 +241,12 @@ func (c *conn) parseRequest(head string, req *http.Request) error {
 		n = 0
 	}
 	hdr := make(http.Header, n)
-	vals := make([]string, n)
+	var vals []string
+	if n <= len(rc.vals) {
+		vals = rc.vals[:n]
+	} else {
+		vals = make([]string, n)
+	}
 	pragma := false
 	for i := 0; rest != ""; i++ {
 		var fl string
@@ -296,9 +299,13 @@ func (c *conn) parseRequest(head string, req *http.Request) error {
 		return badRequest("missing required Host header")
 	}
 	delete(hdr, "Host")
-	u, err := parseTarget(method, target)
-	if err != nil {
-		return badRequest("invalid request target")
+	u := &rc.url
+	if !parseOriginForm(target, u) {
+		parsed, err := parseTarget(method, target)
+		if err != nil {
+			return badRequest("invalid request target")
+		}
+		u = parsed
 	}
 	req.URL = u
 	req.Host = u.Host

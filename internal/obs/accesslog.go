@@ -159,6 +159,36 @@ func (q *request) Value(key any) any {
 // String names the context, as the context package's own do.
 func (q *request) String() string { return "obs.request" }
 
+// wakeRegistry is the parent context's way to wake a blocked upstream
+// exchange without context.AfterFunc (see upstream.wakeRegistry).
+type wakeRegistry interface {
+	RegisterWake(wake func()) int
+	UnregisterWake(slot int) bool
+}
+
+// RegisterWake passes the registration to the parent when it takes
+// them, else returns -1 (the caller uses context.AfterFunc).
+func (q *request) RegisterWake(wake func()) int {
+	if reg, ok := q.parent.(wakeRegistry); ok {
+		return reg.RegisterWake(wake)
+	}
+	return -1
+}
+
+// UnregisterWake passes to the parent.
+func (q *request) UnregisterWake(slot int) bool {
+	if reg, ok := q.parent.(wakeRegistry); ok {
+		return reg.UnregisterWake(slot)
+	}
+	return false
+}
+
+// AfterFunc runs f when the parent is done (context.AfterFunc on the
+// parent): contexts derived from this one register through it rather
+// than with a goroutine each, when the parent is not one of the context
+// package's own.
+func (q *request) AfterFunc(f func()) (stop func() bool) { return context.AfterFunc(q.parent, f) }
+
 type panicError struct{ v any }
 
 func (p panicError) Error() string { return "panic: " + slog.AnyValue(p.v).String() }

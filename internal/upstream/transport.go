@@ -619,21 +619,61 @@ type response struct {
 // second allocation for their values.
 const responseVals = 10
 
-// notCancellable is the stop func of a context that can never be
-// cancelled: there is nothing to stop.
-func notCancellable() bool { return true }
+// wakeRegistry is a context that wakes a blocked exchange when it is
+// cancelled without context.AfterFunc's allocations and lock: the request
+// contexts of gatewise's HTTP/1.x server (internal/h1server), and the
+// access log's context above them, have it.
+type wakeRegistry interface {
+	// RegisterWake arranges for wake to run when the context is done;
+	// it returns a slot for UnregisterWake, or -1 when it cannot (the
+	// caller then uses context.AfterFunc).
+	RegisterWake(wake func()) int
+	// UnregisterWake undoes RegisterWake; false when wake has started.
+	UnregisterWake(slot int) bool
+}
+
+// wakeOnCancel is how an exchange is woken when its context is
+// cancelled: a slot in a wakeRegistry, or context.AfterFunc's stop
+// function, or nothing for a context that cannot be cancelled.
+type wakeOnCancel struct {
+	reg  wakeRegistry
+	slot int
+	fn   func() bool
+}
+
+// onCancel arranges for wake to run when ctx is cancelled.
+func onCancel(ctx context.Context, wake func()) wakeOnCancel {
+	if reg, ok := ctx.(wakeRegistry); ok {
+		if slot := reg.RegisterWake(wake); slot >= 0 {
+			return wakeOnCancel{reg: reg, slot: slot}
+		}
+	}
+	if ctx.Done() == nil {
+		return wakeOnCancel{}
+	}
+	return wakeOnCancel{fn: context.AfterFunc(ctx, wake)}
+}
+
+// stop undoes onCancel; false when the wake has started (the context was
+// cancelled), as context.AfterFunc's stop reports.
+func (w wakeOnCancel) stop() bool {
+	switch {
+	case w.reg != nil:
+		return w.reg.UnregisterWake(w.slot)
+	case w.fn != nil:
+		return w.fn()
+	}
+	return true
+}
 
 // roundTrip makes one exchange on cc, which the caller no longer holds;
 // scheme is the target's.
 func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, scheme string, o Observer) (*http.Response, error) {
 	// A cancelled request (visitor gone, request or per-try timeout)
 	// wakes any blocked read or write.
-	stop := notCancellable
-	if ctx.Done() != nil {
-		stop = context.AfterFunc(ctx, cc.wake)
-	}
+	wake := onCancel(ctx, cc.wake)
 	fail := func(err error) (*http.Response, error) {
-		stop()
+		wake.stop()
 		cc.close()
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return nil, fmt.Errorf("%w (%w)", context.Cause(ctx), err)
@@ -675,7 +715,7 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, scheme s
 		}
 	}
 	if res.StatusCode == http.StatusSwitchingProtocols {
-		if !stop() {
+		if !wake.stop() {
 			return fail(context.Cause(ctx))
 		}
 		res.ContentLength = 0 // no body but the connection itself, as net/http has it
@@ -684,7 +724,7 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, scheme s
 	}
 	keep := !res.Close && !req.Close && cc.t.maxIdlePerHost > 0 && writeErr == nil
 	body := &resp.body
-	*body = responseBody{cc: cc, stop: stop, keep: keep, ctx: ctx}
+	*body = responseBody{cc: cc, wake: wake, keep: keep, ctx: ctx}
 	switch {
 	case req.Method == http.MethodHead || res.StatusCode == http.StatusNoContent || res.StatusCode == http.StatusNotModified:
 		res.Body = http.NoBody
@@ -922,7 +962,7 @@ type responseBody struct {
 	cc         *clientConn
 	r          io.Reader
 	ctx        context.Context
-	stop       func() bool
+	wake       wakeOnCancel
 	keep       bool
 	untilClose bool
 	finished   bool
@@ -966,7 +1006,7 @@ func (b *responseBody) done(err error) {
 	}
 	b.finished = true
 	b.err = err
-	stopped := b.stop()
+	stopped := b.wake.stop()
 	if err == nil && b.keep && stopped {
 		b.cc.t.putIdle(b.cc)
 		return
