@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -302,9 +303,14 @@ func (w *response) commit(final bool) {
 			delete(h, "Content-Length") // not a length: frame it ourselves
 		}
 	}
-	if !bodyOK && (w.status == http.StatusNoContent || w.status < 200) {
+	if !bodyOK {
+		// As net/http: no length on a 1xx or 204, and a 304 carries
+		// neither the length nor the type of what did not change.
 		delete(h, "Content-Length")
 		w.contentLength = -1
+		if w.status == http.StatusNotModified {
+			delete(h, "Content-Type")
+		}
 	}
 
 	// The handler's fields first: the framing chosen below needs to
@@ -318,13 +324,20 @@ func (w *response) commit(final bool) {
 			prefixed = true
 			continue
 		}
+		if len(w.trailers) > 0 && slices.Contains(w.trailers, k) {
+			continue // a declared trailer set before the head went out
+		}
 		writeField(bw, k, vv)
 	}
 
+	// Trailers need chunks: only an HTTP/1.1 answer with a body has
+	// them (net/http drops one set with http.TrailerPrefix after a short
+	// body's first write; this server sends it).
+	trailers := (len(w.trailers) > 0 || prefixed) && !isHead && req.ProtoAtLeast(1, 1)
 	switch {
 	case !bodyOK:
 	case w.contentLength >= 0:
-	case final && len(w.trailers) == 0 && !prefixed && !(isHead && w.written == 0):
+	case final && !trailers && !(isHead && w.written == 0):
 		computed = w.written
 		w.contentLength = computed
 	case isHead:
@@ -357,7 +370,8 @@ func (w *response) commit(final bool) {
 		_, _ = bw.WriteString("Transfer-Encoding: chunked\r\n")
 	}
 	switch {
-	case w.closeAfter && !hasToken(h["Connection"], "close"):
+	case w.closeAfter && req.ProtoAtLeast(1, 1) && !hasToken(h["Connection"], "close"):
+		// (An HTTP/1.0 answer closes unless it says keep-alive.)
 		_, _ = bw.WriteString("Connection: close\r\n")
 	case !w.closeAfter && req.ProtoMinor == 0 && h["Connection"] == nil:
 		_, _ = bw.WriteString("Connection: keep-alive\r\n")

@@ -38,7 +38,15 @@
 //   - a chunked body the handler did not read closes the connection, where
 //     net/http reads up to 256 KiB of it (a body of known length is read
 //     and dropped after the answer up to 256 KiB, as net/http does before
-//     it).
+//     it);
+//   - the head goes out when the body needs it or the handler ends, so a
+//     field changed after WriteHeader still counts until then (net/http
+//     takes a copy of the map at WriteHeader); a declared trailer is never
+//     sent as a header field;
+//   - a HEAD answer says the length of what the handler wrote, however
+//     long; an HTTP/1.0 answer with trailers declared is framed by its
+//     length, not by a close; a trailer set with http.TrailerPrefix after
+//     a short body's first write is sent (chunked), where net/http drops it.
 package h1server
 
 import (
