@@ -145,12 +145,17 @@ func TestAnswersMatchNetHTTP(t *testing.T) {
 		{"get11close", "GET /%s HTTP/1.1", "Host: h\r\nConnection: close\r\n"},
 		{"get10", "GET /%s HTTP/1.0", ""},
 		{"get10keepalive", "GET /%s HTTP/1.0", "Connection: keep-alive\r\n"},
+		{"post11unread", "POST /%s HTTP/1.1", "Host: h\r\nContent-Length: 5\r\n\r\nhello"},
+		{"post11expect", "POST /%s HTTP/1.1", "Host: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n"},
 	}
 	for name, h := range compareHandlers {
 		_ = h
 		for _, f := range forms {
 			t.Run(name+"/"+f.name, func(t *testing.T) {
-				req := strings.Replace(f.line, "%s", name, 1) + "\r\n" + f.rest + "\r\n"
+				req := strings.Replace(f.line, "%s", name, 1) + "\r\n" + f.rest
+				if !strings.Contains(f.rest, "\r\n\r\n") {
+					req += "\r\n"
+				}
 				a := exchange(t, ours.addr, req)
 				b := exchange(t, ln.Addr().String(), req)
 				if _, set := a.Header["Content-Type"]; !set {
