@@ -312,7 +312,9 @@ func (c *conn) parseRequest(head string, req *http.Request, rc *requestContext) 
 	if req.Host == "" && len(hosts) == 1 {
 		req.Host = hosts[0]
 	}
-	if !validHost(req.Host) || (len(hosts) == 1 && !validHost(hosts[0])) {
+	// The host used, and a Host field an absolute target overrides (as
+	// net/http checks it too).
+	if !validHost(req.Host) || (len(hosts) == 1 && u.Host != "" && !validHost(hosts[0])) {
 		return badRequest("malformed Host header")
 	}
 	req.RemoteAddr = c.remoteAddr
