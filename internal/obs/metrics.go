@@ -2,6 +2,7 @@ package obs
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,7 +33,41 @@ type Metrics struct {
 	// codes holds the status codes 100 to 599 as label values, so that
 	// counting a request formats none.
 	codes [500]string
+	// The series each request touches, by their label values: a map
+	// lookup instead of the vector's label hashing and checks. No series
+	// is ever deleted, so a handle stays valid.
+	seriesMu       sync.RWMutex
+	requestSeries  map[requestKey]prometheus.Counter
+	durationSeries map[string]prometheus.Observer
+	attemptSeries  map[poolTarget]prometheus.Counter
+	ttfbSeries     map[string]prometheus.Observer
 }
+
+// series returns the handle under k in m (made by make when missing).
+func series[K comparable, V any](mu *sync.RWMutex, m *map[K]V, k K, make func() V) V {
+	mu.RLock()
+	v, ok := (*m)[k]
+	mu.RUnlock()
+	if ok {
+		return v
+	}
+	v = make()
+	mu.Lock()
+	if *m == nil {
+		*m = map[K]V{}
+	}
+	(*m)[k] = v
+	mu.Unlock()
+	return v
+}
+
+type requestKey struct {
+	route string
+	code  int
+	cause cause.ID
+}
+
+type poolTarget struct{ pool, target string }
 
 // NewMetrics creates the metrics and registers them on reg. It fails when
 // reg already holds metrics of the same names.
@@ -130,13 +165,19 @@ func (m *Metrics) codeLabel(code int) string {
 
 // ObserveRequest counts a finished request.
 func (m *Metrics) ObserveRequest(route string, code int, id cause.ID, d time.Duration) {
-	m.requests.WithLabelValues(route, m.codeLabel(code), string(id)).Inc()
-	m.requestDuration.WithLabelValues(route).Observe(d.Seconds())
+	series(&m.seriesMu, &m.requestSeries, requestKey{route: route, code: code, cause: id}, func() prometheus.Counter {
+		return m.requests.WithLabelValues(route, m.codeLabel(code), string(id))
+	}).Inc()
+	series(&m.seriesMu, &m.durationSeries, route, func() prometheus.Observer {
+		return m.requestDuration.WithLabelValues(route)
+	}).Observe(d.Seconds())
 }
 
 // ObserveAttempt counts an attempt to target of pool.
 func (m *Metrics) ObserveAttempt(pool, target string) {
-	m.upstreamAttempts.WithLabelValues(pool, target).Inc()
+	series(&m.seriesMu, &m.attemptSeries, poolTarget{pool: pool, target: target}, func() prometheus.Counter {
+		return m.upstreamAttempts.WithLabelValues(pool, target)
+	}).Inc()
 }
 
 // ObserveFailure counts a failed attempt to target of pool with cause id.
@@ -146,7 +187,9 @@ func (m *Metrics) ObserveFailure(pool, target string, id cause.ID) {
 
 // ObserveFirstByte records the time to first byte of an attempt to pool.
 func (m *Metrics) ObserveFirstByte(pool string, d time.Duration) {
-	m.upstreamTTFB.WithLabelValues(pool).Observe(d.Seconds())
+	series(&m.seriesMu, &m.ttfbSeries, pool, func() prometheus.Observer {
+		return m.upstreamTTFB.WithLabelValues(pool)
+	}).Observe(d.Seconds())
 }
 
 // InFlight returns the gauge of requests being served.

@@ -13,9 +13,7 @@ import (
 // made once per connection, so a peek allocates nothing, and used by one
 // goroutine at a time.
 type socketPeeker struct {
-	rc  syscall.RawConn
-	fn  func(fd uintptr) bool // p.peekFD, bound once
-	res peekResult
+	fd  int // the socket, valid while the connection is open
 	buf [1]byte
 }
 
@@ -29,9 +27,15 @@ func newSocketPeeker(c net.Conn) *socketPeeker {
 	if err != nil {
 		return nil
 	}
-	p := &socketPeeker{rc: rc}
-	p.fn = p.peekFD
-	return p
+	// The descriptor is taken once: a peek needs neither the poller nor
+	// the descriptor's lock (RawConn.Read takes both), because the
+	// connection is held by one goroutine and open while it peeks (the
+	// pool's sweep closes only connections that are in the pool).
+	fd := -1
+	if err := rc.Control(func(s uintptr) { fd = int(s) }); err != nil || fd < 0 {
+		return nil
+	}
+	return &socketPeeker{fd: fd}
 }
 
 // peek reports what is waiting on the socket.
@@ -39,24 +43,19 @@ func (p *socketPeeker) peek() peekResult {
 	if p == nil {
 		return peekUnknown
 	}
-	p.res = peekUnknown
-	if err := p.rc.Read(p.fn); err != nil {
-		return peekClosed // the connection is closed already
+	for {
+		n, _, err := syscall.Recvfrom(p.fd, p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case n > 0:
+			return peekData
+		case err == nil:
+			return peekClosed // 0 bytes: the peer's FIN
+		case errors.Is(err, syscall.EINTR):
+			continue
+		case errors.Is(err, syscall.EAGAIN):
+			return peekEmpty
+		default:
+			return peekClosed // a reset or another socket error
+		}
 	}
-	return p.res
-}
-
-func (p *socketPeeker) peekFD(fd uintptr) bool {
-	n, _, err := syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	switch {
-	case n > 0:
-		p.res = peekData
-	case err == nil:
-		p.res = peekClosed // 0 bytes: the peer's FIN
-	case errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.EINTR):
-		p.res = peekEmpty
-	default:
-		p.res = peekClosed // a reset or another socket error
-	}
-	return true // never wait for readiness
 }
