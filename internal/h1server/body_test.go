@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"strings"
@@ -295,38 +296,56 @@ func TestUnreadBodyAnswerNotReset(t *testing.T) {
 
 // The same with an answer larger than the socket buffers, read slowly:
 // the tail still in the server's send buffer when it closes must reach
-// the visitor.
+// the visitor; also through a listener that wraps its connections (as
+// gatewise's connection limits do).
 func TestUnreadBodyLargeAnswerNotReset(t *testing.T) {
 	answer := strings.Repeat("a", 4<<20)
-	ts := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", fmt.Sprint(len(answer)))
 		_, _ = io.WriteString(w, answer)
-	}))
-	c := ts.dial(t)
-	size := 4 << 20
-	go func() {
-		_, _ = io.WriteString(c.Conn, fmt.Sprintf("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n", size))
-		_, _ = io.WriteString(c.Conn, strings.Repeat("x", size))
-	}()
-	resp, err := http.ReadResponse(c.br, nil)
-	if err != nil {
-		t.Fatalf("the answer was lost: %v", err)
-	}
-	buf := make([]byte, 64<<10)
-	n := 0
-	for {
-		m, err := resp.Body.Read(buf)
-		n += m
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				t.Fatalf("answer cut after %d bytes of %d: %v", n, len(answer), err)
+	})
+	for _, wrapped := range []bool{false, true} {
+		t.Run(fmt.Sprint("wrapped=", wrapped), func(t *testing.T) {
+			ln := mustListen(t)
+			var l net.Listener = ln
+			if wrapped {
+				l = wrapListener{ln, true}
 			}
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
-	if n != len(answer) {
-		t.Fatalf("%d bytes of %d", n, len(answer))
+			s := &Server{Handler: h, Tick: 10 * time.Millisecond}
+			served := make(chan error, 1)
+			go func() { served <- s.Serve(l) }()
+			defer func() {
+				_ = s.Close()
+				<-served
+			}()
+			ts := &testServer{Server: s, addr: ln.Addr().String()}
+			c := ts.dial(t)
+			size := 4 << 20
+			go func() {
+				_, _ = io.WriteString(c.Conn, fmt.Sprintf("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n", size))
+				_, _ = io.WriteString(c.Conn, strings.Repeat("x", size))
+			}()
+			resp, err := http.ReadResponse(c.br, nil)
+			if err != nil {
+				t.Fatalf("the answer was lost: %v", err)
+			}
+			buf := make([]byte, 64<<10)
+			n := 0
+			for {
+				m, err := resp.Body.Read(buf)
+				n += m
+				if err != nil {
+					if !errors.Is(err, io.EOF) {
+						t.Fatalf("answer cut after %d bytes of %d: %v", n, len(answer), err)
+					}
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			if n != len(answer) {
+				t.Fatalf("%d bytes of %d", n, len(answer))
+			}
+		})
 	}
 }
 

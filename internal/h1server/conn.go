@@ -385,13 +385,26 @@ func (c *conn) answerError(e *requestError) {
 // linger closes the writing side and reads (and drops) what the visitor
 // still sends for a moment, so that the answer is read before the close.
 func (c *conn) linger() {
-	cw, ok := c.rwc.(interface{ CloseWrite() error })
-	if !ok {
-		return
-	}
-	if cw.CloseWrite() != nil {
+	cw := closeWriter(c.rwc)
+	if cw == nil || cw.CloseWrite() != nil {
 		return
 	}
 	_ = c.rwc.SetReadDeadline(time.Now().Add(lingerTime))
 	_, _ = io.CopyN(io.Discard, c.rwc, lingerMaxBytes)
+}
+
+// closeWriter returns what can shut the writing side of c (through
+// wrappers with a NetConn method, as gatewise's connection limits have),
+// or nil.
+func closeWriter(c net.Conn) interface{ CloseWrite() error } {
+	for {
+		if cw, ok := c.(interface{ CloseWrite() error }); ok {
+			return cw
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return nil
+		}
+		c = u.NetConn()
+	}
 }

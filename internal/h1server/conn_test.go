@@ -402,3 +402,65 @@ func TestShutdownUnderLoad(t *testing.T) {
 		t.Errorf("%d connections left after Shutdown", left)
 	}
 }
+
+// wrapListener wraps every accepted connection, as gatewise's connection
+// limits do; with netConn, the wrapper says what it wraps.
+type wrapListener struct {
+	net.Listener
+	netConn bool
+}
+
+type plainWrap struct{ net.Conn }
+
+type unwrapWrap struct{ net.Conn }
+
+func (c unwrapWrap) NetConn() net.Conn { return c.Conn }
+
+func (l wrapListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if l.netConn {
+		return unwrapWrap{c}, nil
+	}
+	return plainWrap{c}, nil
+}
+
+// The watcher finds the socket beneath a wrapper with a NetConn method; a
+// wrapper without one is served all the same (the visitor's leaving is
+// then noticed at the next read or write).
+func TestWrappedConns(t *testing.T) {
+	for _, netConn := range []bool{true, false} {
+		t.Run(fmt.Sprint("netconn=", netConn), func(t *testing.T) {
+			b := newBlocker()
+			ln := mustListen(t)
+			s := &Server{Handler: b, Tick: 10 * time.Millisecond}
+			served := make(chan error, 1)
+			go func() { served <- s.Serve(wrapListener{ln, netConn}) }()
+			defer func() {
+				_ = s.Close()
+				<-served
+			}()
+			ts := &testServer{Server: s, addr: ln.Addr().String()}
+			c := ts.dial(t)
+			if resp, body := c.roundTrip("GET /x HTTP/1.1\r\nHost: h\r\n\r\n"); resp.StatusCode != 200 || body != "hello /x" {
+				t.Fatalf("answer %d %q", resp.StatusCode, body)
+			}
+			if !netConn {
+				return
+			}
+			c.send("GET /block HTTP/1.1\r\nHost: h\r\n\r\n")
+			waitFor(t, b.started, "the handler")
+			_ = c.Close()
+			select {
+			case err := <-b.ctxErr:
+				if !errors.Is(err, context.Canceled) {
+					t.Fatalf("context error %v", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the request's context was not cancelled through the wrapper")
+			}
+		})
+	}
+}
