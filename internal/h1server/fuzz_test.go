@@ -88,7 +88,17 @@ func FuzzReadRequest(f *testing.F) {
 			// Both refuse bad chunked framing, at times at
 			// different bytes; the server may be stricter.
 			if oerr == nil {
-				t.Fatalf("body read: ours accepted, net/http %v, for %q", terr, data)
+				// net/http peeks two bytes for the empty line
+				// after the last chunk, and so refuses a bare LF
+				// there when the stream ends with it; given the
+				// next request behind, it takes the same body.
+				tb, terr = readBodyWithNext(data)
+				if terr != nil {
+					t.Fatalf("body read: ours accepted, net/http %v, for %q", terr, data)
+				}
+				if !bytes.Equal(ob, tb) {
+					t.Fatalf("body differs for %q: %q vs %q", data, ob, tb)
+				}
 			}
 			return
 		}
@@ -102,6 +112,17 @@ func FuzzReadRequest(f *testing.F) {
 		}
 		_ = c
 	})
+}
+
+// readBodyWithNext reads data's request body with net/http when a
+// pipelined request follows data.
+func readBodyWithNext(data []byte) ([]byte, error) {
+	next := append(skipEmptyLines(bytes.Clone(data)), "GET /next HTTP/1.1\r\nHost: next\r\n\r\n"...)
+	req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(next)))
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(req.Body)
 }
 
 // headersEqual compares two headers, nil and empty being equal.
