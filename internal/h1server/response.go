@@ -297,10 +297,13 @@ func (w *response) commit(final bool) {
 		}
 	}
 	if cl := h["Content-Length"]; len(cl) > 0 {
-		if n, err := strconv.ParseInt(strings.TrimSpace(cl[0]), 10, 64); err == nil && n >= 0 {
+		if n, err := strconv.ParseInt(strings.TrimSpace(cl[0]), 10, 64); err == nil && n >= w.written {
 			w.contentLength = n
 		} else {
-			delete(h, "Content-Length") // not a length: frame it ourselves
+			// Not a length, or one the body held back has passed
+			// already (set after WriteHeader, which net/http would
+			// have ignored): frame it ourselves.
+			delete(h, "Content-Length")
 		}
 	}
 	if !bodyOK {

@@ -370,3 +370,33 @@ func TestPanics(t *testing.T) {
 		t.Errorf("ErrAbortHandler logged: %s", ts.logBuf.String())
 	}
 }
+
+// A Content-Length set after WriteHeader that the body already passes
+// does not frame the answer: the visitor must never read body bytes as
+// the next answer.
+func TestLateContentLength(t *testing.T) {
+	ts := start(t, routes{
+		"/late-small": func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusOK)
+			_, _ = io.WriteString(w, "hel")
+			w.Header().Set("Content-Length", "2")
+			_, _ = io.WriteString(w, "lo")
+		},
+		"/late-big": func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusOK)
+			w.Header().Set("Content-Length", "2")
+			_, _ = io.WriteString(w, strings.Repeat("x", 3*pendingLimit))
+		},
+	})
+	c := ts.dial(t)
+	for _, path := range []string{"/late-small", "/late-big", "/late-small"} {
+		resp, body := c.roundTrip("GET " + path + " HTTP/1.1\r\nHost: h\r\n\r\n")
+		want := "hello"
+		if path == "/late-big" {
+			want = strings.Repeat("x", 3*pendingLimit)
+		}
+		if resp.StatusCode != 200 || body != want {
+			t.Fatalf("%s: %d, %d bytes %.20q", path, resp.StatusCode, len(body), body)
+		}
+	}
+}
