@@ -74,7 +74,10 @@ type conn struct {
 }
 
 func newConn(s *Server, rw net.Conn) *conn {
-	c := &conn{srv: s, rwc: rw, remoteAddr: rw.RemoteAddr().String()}
+	c := &conn{srv: s, rwc: rw}
+	if ra := rw.RemoteAddr(); ra != nil {
+		c.remoteAddr = ra.String() // (none on some wrapped or piped connections)
+	}
 	c.raw = rawConn(rw)
 	c.baseCtx = context.WithValue(context.Background(), http.LocalAddrContextKey, rw.LocalAddr())
 	c.blank = new(http.Request)

@@ -464,3 +464,40 @@ func TestWrappedConns(t *testing.T) {
 		})
 	}
 }
+
+// noAddrListener accepts connections that know no remote address.
+type noAddrListener struct{ net.Listener }
+
+type noAddrConn struct{ net.Conn }
+
+func (noAddrConn) RemoteAddr() net.Addr { return nil }
+
+func (l noAddrListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return noAddrConn{c}, nil
+}
+
+// A connection without a remote address is served, with an empty
+// RemoteAddr (as net/http does), not a panic.
+func TestNoRemoteAddr(t *testing.T) {
+	got := make(chan string, 1)
+	ln := mustListen(t)
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- r.RemoteAddr })}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(noAddrListener{ln}) }()
+	defer func() {
+		_ = s.Close()
+		<-served
+	}()
+	ts := &testServer{Server: s, addr: ln.Addr().String()}
+	c := ts.dial(t)
+	if resp, _ := c.roundTrip("GET / HTTP/1.1\r\nHost: h\r\n\r\n"); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if ra := <-got; ra != "" {
+		t.Errorf("RemoteAddr %q", ra)
+	}
+}
