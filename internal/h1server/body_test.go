@@ -372,3 +372,38 @@ func TestBodyReadElsewhereFails(t *testing.T) {
 		}
 	}
 }
+
+// An Expect: 100-continue body read on another goroutine while the
+// handler answers (full duplex): the 100 and the answer do not race
+// (run with -race) and the visitor reads a well-formed stream.
+func TestExpectContinueReadElsewhere(t *testing.T) {
+	ts := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, _ = io.Copy(io.Discard, r.Body)
+		}()
+		_, _ = io.WriteString(w, "answer")
+		w.(http.Flusher).Flush()
+		<-done
+	}))
+	for range 10 {
+		c := ts.dial(t)
+		c.send("POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+		resp, err := http.ReadResponse(c.br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode == http.StatusContinue {
+			resp, err = http.ReadResponse(c.br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.send("hello")
+		b, err := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(b) != "answer" || err != nil {
+			t.Fatalf("answer %d %q %v", resp.StatusCode, b, err)
+		}
+	}
+}

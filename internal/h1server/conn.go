@@ -59,6 +59,7 @@ type conn struct {
 	since atomic.Int64 // coarse time the state began
 
 	resp     response
+	contMu   sync.Mutex  // orders a 100 Continue sent by a body read with the answer's head
 	bodyDone atomic.Bool // the request has no body left to read
 	readErr  atomic.Bool // a read on the connection failed (the body may be read on another goroutine)
 	answered bool        // the current request's answer is complete
@@ -254,8 +255,13 @@ func (c *conn) runHandler(w *response, req *http.Request) (ok bool) {
 // (the server's own, whatever the handler put in req.Body), up to
 // maxDiscardBytes; true when it ended within that.
 func (c *conn) discardBody(reqBody io.ReadCloser) bool {
-	if c.resp.expectContinue && !c.resp.sentContinue {
-		return false // the visitor waits for a 100 that never came
+	if c.resp.expectContinue {
+		c.contMu.Lock()
+		sent := c.resp.sentContinue
+		c.contMu.Unlock()
+		if !sent {
+			return false // the visitor waits for a 100 that never came
+		}
 	}
 	b, ok := reqBody.(*body)
 	if !ok || b.c != c {

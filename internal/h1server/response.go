@@ -3,6 +3,7 @@ package h1server
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -87,8 +88,10 @@ func (w *response) writeInterim(code int) {
 		writeField(bw, k, vv)
 	}
 	_, _ = bw.WriteString("\r\n")
-	if code == http.StatusContinue {
+	if code == http.StatusContinue && w.expectContinue {
+		w.c.contMu.Lock()
 		w.sentContinue = true
+		w.c.contMu.Unlock()
 	}
 	if err := bw.Flush(); err != nil {
 		w.noteWriteError(err)
@@ -96,17 +99,20 @@ func (w *response) writeInterim(code int) {
 }
 
 // sendContinue answers a request's "Expect: 100-continue" when its body
-// is first read, unless the final answer has already begun.
+// is first read, unless the final answer has already begun. The body may
+// be read on another goroutine than the handler's (full duplex, a
+// transport's writer): the 100 goes straight to the socket, not through
+// the handler's write buffer, and c.contMu orders it with the head.
 func (w *response) sendContinue() error {
+	c := w.c
+	c.contMu.Lock()
+	defer c.contMu.Unlock()
 	if w.committed || w.sentContinue {
 		return nil
 	}
 	w.sentContinue = true
-	bw := w.c.writer()
-	w.writeStatusLine(bw, http.StatusContinue)
-	_, _ = bw.WriteString("\r\n")
-	if err := bw.Flush(); err != nil {
-		w.noteWriteError(err)
+	if _, err := io.WriteString(c.rwc, "HTTP/1.1 100 Continue\r\n\r\n"); err != nil {
+		c.noteReadError() // the answer closes the connection
 		return err
 	}
 	return nil
@@ -281,8 +287,16 @@ func (w *response) writeTrailers(bw *bufio.Writer) {
 // the handler has ended (final), the length of what it wrote; else chunked
 // (HTTP/1.1) or a close at the end (HTTP/1.0).
 func (w *response) commit(final bool) {
-	w.committed = true
 	h, req, c := w.header, w.req, w.c
+	sentContinue := false
+	if w.expectContinue {
+		c.contMu.Lock()
+		w.committed = true
+		sentContinue = w.sentContinue
+		c.contMu.Unlock()
+	} else {
+		w.committed = true
+	}
 	isHead := req.Method == http.MethodHead
 	bodyOK := bodyAllowedForStatus(w.status)
 	computed := int64(-1)
@@ -356,7 +370,7 @@ func (w *response) commit(final bool) {
 		// The visitor is still sending a body the handler did not
 		// take: it is dropped after the answer when short, else the
 		// connection closes.
-		if (w.expectContinue && !w.sentContinue) || req.ContentLength < 0 || req.ContentLength > maxDiscardBytes {
+		if (w.expectContinue && !sentContinue) || req.ContentLength < 0 || req.ContentLength > maxDiscardBytes {
 			w.closeAfter = true
 		}
 	}
