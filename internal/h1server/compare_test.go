@@ -63,6 +63,10 @@ var compareHandlers = map[string]http.HandlerFunc{
 		w.Header().Set("Cache-Control", "no-store")
 		_, _ = io.WriteString(w, "cookies")
 	},
+	"conn-keepalive": func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "keep-alive")
+		_, _ = io.WriteString(w, strings.Repeat("k", 3000))
+	},
 	"early-hints": func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Link", "</a.css>; rel=preload")
 		w.WriteHeader(http.StatusEarlyHints)

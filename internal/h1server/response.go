@@ -344,6 +344,9 @@ func (w *response) commit(final bool) {
 		if len(w.trailers) > 0 && slices.Contains(w.trailers, k) {
 			continue // a declared trailer set before the head went out
 		}
+		if k == "Connection" {
+			continue // below, once it is known whether the connection stays
+		}
 		writeField(bw, k, vv)
 	}
 
@@ -386,11 +389,18 @@ func (w *response) commit(final bool) {
 	if w.chunked {
 		_, _ = bw.WriteString("Transfer-Encoding: chunked\r\n")
 	}
-	switch {
-	case w.closeAfter && req.ProtoAtLeast(1, 1) && !hasToken(h["Connection"], "close"):
-		// (An HTTP/1.0 answer closes unless it says keep-alive.)
+	// The handler's Connection field, unless it would promise a
+	// keep-alive the server does not keep (as net/http).
+	switch conn := h["Connection"]; {
+	case w.closeAfter && hasToken(conn, "close"):
+		writeField(bw, "Connection", conn)
+	case w.closeAfter && req.ProtoAtLeast(1, 1):
 		_, _ = bw.WriteString("Connection: close\r\n")
-	case !w.closeAfter && req.ProtoMinor == 0 && h["Connection"] == nil:
+	case w.closeAfter:
+		// An HTTP/1.0 answer closes unless it says keep-alive.
+	case conn != nil:
+		writeField(bw, "Connection", conn)
+	case req.ProtoMinor == 0:
 		_, _ = bw.WriteString("Connection: keep-alive\r\n")
 	}
 	_, _ = bw.WriteString("\r\n")
