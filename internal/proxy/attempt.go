@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptrace"
 	"time"
 
 	"github.com/gatewise/gatewise/internal/cause"
@@ -106,6 +107,9 @@ func (t *attemptTransport) roundTrip(req *http.Request, ex *exchange, now time.T
 			// Never one of an earlier attempt: a dial of it racing in
 			// the background may still report to it.
 			tr = new(attemptTrace)
+			if ex != nil {
+				tr.interim = &ex.interim
+			}
 		}
 		tr.now = h.now
 		res, ce := t.attempt(req, rec, target, body, tr, start)
@@ -182,6 +186,14 @@ func (t *attemptTransport) attempt(req *http.Request, rec *obs.Record, target *u
 		h.metrics.ObserveAttempt(t.pool.Name, target.Addr)
 	}
 	observed, direct := t.pool.Transport.(observedRoundTripper)
+	if direct && tr.interim == nil {
+		// httputil.ReverseProxy relays interim responses through the
+		// ClientTrace it puts in the request's context, which the
+		// gateway's transport does not read: the trace passes them on.
+		if ct := httptrace.ContextClientTrace(req.Context()); ct != nil {
+			tr.rp1xx = ct.Got1xxResponse
+		}
+	}
 	// The attempt's own context, cancelled by its per-try timeout and
 	// when its response body is closed. The gateway's HTTP/1.1 transport
 	// needs none without a per-try timeout: it follows the request's

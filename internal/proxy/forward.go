@@ -27,6 +27,8 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, pp *poolProxy,
 		return
 	}
 	ex := new(exchange)
+	ex.interim.w = w
+	ex.trace.interim = &ex.interim
 	removeHopByHop(r.Header)
 	h.forwardingHeaders(r, r.Header, ex.fwd[:])
 	r.Close = false
@@ -89,8 +91,49 @@ type exchange struct {
 	// of the request (see forwardingHeaders).
 	fwd [4]string
 	// res: X-Request-Id and Via of the response (see modifyResponseOf).
-	res  [2]string
-	body bodyReader
+	res     [2]string
+	body    bodyReader
+	interim interimRelay
+}
+
+// maxInterim is how many interim responses of one request are relayed to
+// the visitor; later ones are dropped (net/http's client takes 5 too).
+const maxInterim = 5
+
+// interimRelay writes an upstream's interim responses (103 Early Hints
+// with its Link fields, 102 Processing) to the visitor before the final
+// answer, as httputil.ReverseProxy does (100 Continue is the gateway's own
+// to send: see attemptTrace.Got1xxResponse). Every attempt of a request
+// shares it.
+type interimRelay struct {
+	w    http.ResponseWriter
+	sent int
+}
+
+func (ir *interimRelay) relay(code int, header http.Header) error {
+	if ir.sent >= maxInterim {
+		return nil
+	}
+	ir.sent++
+	h := ir.w.Header()
+	// The interim response carries its own fields only: those already
+	// set for the final answer are put back after it.
+	var saved http.Header
+	if len(h) > 0 {
+		saved = h.Clone()
+		clear(h)
+	}
+	for k, vv := range header {
+		if !isHopHeader(k) {
+			h[k] = vv
+		}
+	}
+	ir.w.WriteHeader(code)
+	clear(h)
+	for k, vv := range saved {
+		h[k] = vv
+	}
+	return nil
 }
 
 // directForwardable reports whether r may take the direct path.

@@ -3,7 +3,9 @@ package proxy
 import (
 	"crypto/tls"
 	"net"
+	"net/http"
 	"net/http/httptrace"
+	"net/textproto"
 	"sync"
 	"time"
 
@@ -25,6 +27,11 @@ type attemptTrace struct {
 	conn                          *upstream.Conn
 	readAtGotConn                 int64
 	now                           func() time.Time
+	// interim relays the upstream's interim responses to the visitor on
+	// the direct path; on httputil.ReverseProxy's, its ClientTrace's
+	// Got1xxResponse does (rp1xx). Neither: they are dropped.
+	interim *interimRelay
+	rp1xx   func(code int, header textproto.MIMEHeader) error
 }
 
 // advance moves the phase forward, never back (a dial racing in the
@@ -119,6 +126,22 @@ func (a *attemptTrace) GotFirstResponseByte() {
 
 // clientTrace reports the same events from net/http/httptrace, for
 // transports that have no upstream.Observer entry point.
+// Got1xxResponse relays an interim response (103 Early Hints and the
+// like) to the visitor on the direct path (upstream.InterimObserver).
+func (a *attemptTrace) Got1xxResponse(code int, header http.Header) error {
+	switch {
+	case code == http.StatusContinue:
+		// The visitor's 100 Continue is the gateway's own to send
+		// (when the body is first read), not the upstream's.
+		return nil
+	case a.interim != nil:
+		return a.interim.relay(code, header)
+	case a.rp1xx != nil:
+		return a.rp1xx(code, textproto.MIMEHeader(header))
+	}
+	return nil
+}
+
 func (a *attemptTrace) clientTrace() *httptrace.ClientTrace {
 	return &httptrace.ClientTrace{
 		DNSStart:          func(httptrace.DNSStartInfo) { a.DNSStart() },

@@ -7,8 +7,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // echoHeaders is an upstream that answers with the request's Host and
@@ -221,4 +223,69 @@ func TestForwardCutBody(t *testing.T) {
 	waitFor(t, "the cause in the log", func() bool {
 		return strings.Contains(g.log.String(), `"cause":"http_response_incomplete"`)
 	})
+}
+
+// TestForwardEarlyHints checks that an upstream's 103 Early Hints reach
+// the visitor before the final answer, with their Link fields and without
+// the final answer's, on the direct path (a GET) as on the other (a
+// request with Te), and that an unsolicited 100 Continue is not relayed.
+func TestForwardEarlyHints(t *testing.T) {
+	t.Parallel()
+	up := rawUpstream(t, "HTTP/1.1 100 Continue\r\n\r\n"+
+		"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; as=style\r\n\r\n"+
+		"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok", false)
+	g := startGateway(t, oneTargetConfig(up))
+	for _, te := range []string{"", "trailers"} {
+		t.Run("te="+te, func(t *testing.T) {
+			addr := strings.TrimPrefix(g.url, "http://")
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			req := "GET / HTTP/1.1\r\nHost: " + addr + "\r\n"
+			if te != "" {
+				req += "Te: " + te + "\r\n"
+			}
+			if _, err := io.WriteString(c, req+"\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(c)
+			var codes []int
+			var hints http.Header
+			for {
+				res, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("after %v: %v", codes, err)
+				}
+				codes = append(codes, res.StatusCode)
+				if res.StatusCode == http.StatusEarlyHints {
+					hints = res.Header
+				}
+				if res.StatusCode >= 200 {
+					b, err := io.ReadAll(res.Body)
+					if err != nil || string(b) != "ok" {
+						t.Fatalf("body %q, %v", b, err)
+					}
+					if res.Header.Get("Link") != "" {
+						t.Errorf("the final answer carries the hint's Link: %q", res.Header.Get("Link"))
+					}
+					if res.Header.Get("Content-Type") != "text/plain" {
+						t.Errorf("final Content-Type %q", res.Header.Get("Content-Type"))
+					}
+					break
+				}
+			}
+			if !slices.Equal(codes, []int{103, 200}) {
+				t.Errorf("statuses %v, want [103 200]", codes)
+			}
+			if got := hints.Get("Link"); got != "</style.css>; rel=preload; as=style" {
+				t.Errorf("103's Link %q", got)
+			}
+			if hints.Get("Content-Type") != "" {
+				t.Errorf("103 carries the final answer's Content-Type %q", hints.Get("Content-Type"))
+			}
+		})
+	}
 }

@@ -305,13 +305,28 @@ func (c clientTraceObserver) GotFirstResponseByte() {
 	}
 }
 
-// got1xx passes an interim response to the ClientTrace's Got1xxResponse,
-// when o is one that has it.
-func got1xx(o Observer, code int, h http.Header) error {
-	if c, ok := o.(clientTraceObserver); ok && c.t.Got1xxResponse != nil {
-		return c.t.Got1xxResponse(code, textproto.MIMEHeader(h))
+// InterimObserver is an Observer that takes the interim (1xx) responses
+// other than 101, such as 103 Early Hints, to relay them to the visitor.
+type InterimObserver interface {
+	Observer
+	// Got1xxResponse is called for each interim response, with its
+	// header fields; an error ends the exchange with it.
+	Got1xxResponse(code int, header http.Header) error
+}
+
+// got1xx passes an interim response to o when it takes them (an
+// InterimObserver, or a ClientTrace with Got1xxResponse); it reports
+// whether it did.
+func got1xx(o Observer, code int, h http.Header) (bool, error) {
+	switch o := o.(type) {
+	case clientTraceObserver:
+		if o.t.Got1xxResponse != nil {
+			return true, o.t.Got1xxResponse(code, textproto.MIMEHeader(h))
+		}
+	case InterimObserver:
+		return true, o.Got1xxResponse(code, h)
 	}
-	return nil
+	return false, nil
 }
 
 // dialTrace returns ctx with an httptrace that reports the dial's DNS and
@@ -916,11 +931,16 @@ func (t *Transport) getCopyBuffer() *[]byte {
 
 func (t *Transport) putCopyBuffer(b *[]byte) { t.buffers.Put(b) }
 
+// maxRelayedInterims is how many interim responses an observer that takes
+// them gets a fresh header limit for (net/http's client allows 5).
+const maxRelayedInterims = 5
+
 // readResponse reads the status line and the header section, skipping
 // interim (1xx) responses other than 101.
 func (cc *clientConn) readResponse(req *http.Request, o Observer) (*response, error) {
 	first := true
 	budget := cc.t.maxHeaderBytes
+	interims := 0
 	for {
 		if first {
 			if _, err := cc.br.Peek(1); err != nil {
@@ -943,10 +963,16 @@ func (cc *clientConn) readResponse(req *http.Request, o Observer) (*response, er
 			// one, so a target cannot send them for ever; one handed to
 			// Got1xxResponse is the hook's to limit, as with net/http.
 			if o != nil {
-				if err := got1xx(o, res.StatusCode, res.Header); err != nil {
+				taken, err := got1xx(o, res.StatusCode, res.Header)
+				if err != nil {
 					return nil, err
 				}
-				budget = cc.t.maxHeaderBytes
+				// A hook that takes them gets a fresh header limit
+				// for each of the first few; after that they share
+				// the limit again, so none can come for ever.
+				if interims++; taken && interims <= maxRelayedInterims {
+					budget = cc.t.maxHeaderBytes
+				}
 			}
 			continue
 		}

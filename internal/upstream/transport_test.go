@@ -404,6 +404,16 @@ func TestTransportInterimResponsesLimited(t *testing.T) {
 	if !errors.As(err, &ce) || ce.ID != cause.HTTPResponseHeaderSectionSize {
 		t.Fatalf("err = %v, want %s", err, cause.HTTPResponseHeaderSectionSize)
 	}
+	// With a hook that takes them (the proxy relays 103 Early Hints),
+	// the first few get a fresh limit each, and then they count again.
+	p := &phaseTrace{}
+	_, err = roundTrip(tr, p, http.MethodGet, srv.url("/"), nil)
+	if !errors.As(err, &ce) || ce.ID != cause.HTTPResponseHeaderSectionSize {
+		t.Fatalf("with a hook: err = %v, want %s", err, cause.HTTPResponseHeaderSectionSize)
+	}
+	if n := len(p.got1xx); n <= maxRelayedInterims {
+		t.Errorf("the hook saw %d interim responses, want more than %d", n, maxRelayedInterims)
+	}
 }
 
 func TestTransportUpgrade(t *testing.T) {
