@@ -3,6 +3,7 @@ package h1server
 import (
 	"bytes"
 	"errors"
+	"github.com/gatewise/gatewise/internal/httpsyntax"
 	"io"
 	"net/http"
 	"net/url"
@@ -167,26 +168,7 @@ func canonicalizeNames(head []byte) {
 		}
 		colon := bytes.IndexByte(line, ':')
 		if colon > 0 {
-			name := line[:colon]
-			valid := true
-			for _, ch := range name {
-				if !isTokenByte(ch) {
-					valid = false
-					break
-				}
-			}
-			if valid {
-				upper := true
-				for i, ch := range name {
-					switch {
-					case upper && 'a' <= ch && ch <= 'z':
-						name[i] = ch - ('a' - 'A')
-					case !upper && 'A' <= ch && ch <= 'Z':
-						name[i] = ch + ('a' - 'A')
-					}
-					upper = ch == '-'
-				}
-			}
+			httpsyntax.CanonicalizeName(line[:colon])
 		}
 		if next < 0 {
 			return
@@ -491,10 +473,4 @@ func trimOWS(s string) string {
 }
 
 // isTokenByte reports whether b may appear in a token (RFC 9110 5.6.2).
-func isTokenByte(b byte) bool {
-	switch {
-	case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0
-}
+func isTokenByte(b byte) bool { return httpsyntax.IsTokenByte(b) }

@@ -437,7 +437,7 @@ func writeField(bw *bufio.Writer, k string, vv []string) {
 	for _, v := range vv {
 		_, _ = bw.WriteString(k)
 		_, _ = bw.WriteString(": ")
-		if strings.ContainsAny(v, "\r\n") {
+		if strings.IndexByte(v, '\n') >= 0 || strings.IndexByte(v, '\r') >= 0 {
 			v = strings.Map(func(r rune) rune {
 				if r == '\r' || r == '\n' {
 					return ' '

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"github.com/gatewise/gatewise/internal/httpsyntax"
 	"io"
 	"net/http"
 	"net/http/httputil"
@@ -141,19 +142,8 @@ func parseField(line []byte, off int) (headerField, error) {
 		}
 		return headerField{}, malformed("header line without a name")
 	}
-	name := line[:colon]
-	upper := true
-	for i, c := range name {
-		if !isTokenByte(c) {
-			return headerField{}, malformed("invalid header name")
-		}
-		switch {
-		case upper && 'a' <= c && c <= 'z':
-			name[i] = c - ('a' - 'A')
-		case !upper && 'A' <= c && c <= 'Z':
-			name[i] = c + ('a' - 'A')
-		}
-		upper = c == '-'
+	if !httpsyntax.CanonicalizeName(line[:colon]) {
+		return headerField{}, malformed("invalid header name")
 	}
 	v0, v1 := colon+1, len(line)
 	for v0 < v1 && (line[v0] == ' ' || line[v0] == '\t') {
@@ -345,26 +335,7 @@ func (c *chunkedBody) readTrailer() error {
 	}
 }
 
-// isTokenByte reports whether c may appear in an RFC 9110 token.
-func isTokenByte(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
-}
-
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isTokenByte(s[i]) {
-			return false
-		}
-	}
-	return true
-}
+func validHeaderName(s string) bool { return httpsyntax.IsToken(s) }
 
 func validMethod(s string) bool { return validHeaderName(s) }
 

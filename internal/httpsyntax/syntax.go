@@ -1,0 +1,57 @@
+// Package httpsyntax holds the byte-level rules of HTTP/1.1 message
+// syntax (RFC 9110, RFC 9112) that the gateway's own request parser
+// (internal/h1server) and response parser (internal/upstream) share.
+package httpsyntax
+
+// IsTokenByte reports whether b may appear in a token (RFC 9110 5.6.2):
+// a method or a field name.
+func IsTokenByte(b byte) bool {
+	switch {
+	case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		return true
+	}
+	switch b {
+	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
+		return true
+	}
+	return false
+}
+
+// IsToken reports whether s is a non-empty token.
+func IsToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !IsTokenByte(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// CanonicalizeName puts a field name in canonical form in place, as
+// textproto.CanonicalMIMEHeaderKey does for valid names ("content-type"
+// becomes "Content-Type"). It reports whether name is a token; a name that
+// is not is left as it is.
+func CanonicalizeName(name []byte) bool {
+	if len(name) == 0 {
+		return false
+	}
+	for _, c := range name {
+		if !IsTokenByte(c) {
+			return false
+		}
+	}
+	upper := true
+	for i, c := range name {
+		switch {
+		case upper && 'a' <= c && c <= 'z':
+			name[i] = c - ('a' - 'A')
+		case !upper && 'A' <= c && c <= 'Z':
+			name[i] = c + ('a' - 'A')
+		}
+		upper = c == '-'
+	}
+	return true
+}

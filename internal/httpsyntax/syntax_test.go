@@ -1,0 +1,42 @@
+package httpsyntax
+
+import (
+	"net/textproto"
+	"strings"
+	"testing"
+)
+
+func TestIsTokenByte(t *testing.T) {
+	const tchar = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	for b := 0; b < 256; b++ {
+		want := strings.IndexByte(tchar, byte(b)) >= 0
+		if got := IsTokenByte(byte(b)); got != want {
+			t.Errorf("IsTokenByte(%q) = %v, want %v", byte(b), got, want)
+		}
+	}
+	if IsToken("") || !IsToken("GET") || IsToken("GE T") {
+		t.Error("IsToken")
+	}
+}
+
+// TestCanonicalizeName: the same names as textproto's, for tokens; the
+// rest refused and left alone.
+func TestCanonicalizeName(t *testing.T) {
+	for _, name := range []string{"content-type", "CONTENT-TYPE", "x-forwarded-for", "Te", "www-authenticate",
+		"a", "-x-", "x--y", "accept-encoding", "X_Under_Score", "1-2-3", "é", "bad name", "bad:name", ""} {
+		b := []byte(name)
+		ok := CanonicalizeName(b)
+		if ok != IsToken(name) {
+			t.Errorf("%q: ok = %v", name, ok)
+		}
+		if !ok {
+			if string(b) != name {
+				t.Errorf("%q refused but changed to %q", name, b)
+			}
+			continue
+		}
+		if want := textproto.CanonicalMIMEHeaderKey(name); string(b) != want {
+			t.Errorf("%q: got %q, want %q", name, b, want)
+		}
+	}
+}
