@@ -29,14 +29,17 @@ type bench struct {
 
 // runResult is one contender in one scenario.
 type runResult struct {
-	Contender string   `json:"contender"`
-	Scenario  string   `json:"scenario"`
-	LogsOn    bool     `json:"access_log_on"`
-	Err       string   `json:"error,omitempty"`
-	Commands  []string `json:"commands"` // the measured command, after its warm-up
-	Lang      string   `json:"config_language,omitempty"`
-	Config    string   `json:"config,omitempty"`
-	Dir       string   `json:"dir"`
+	Contender string `json:"contender"`
+	Scenario  string `json:"scenario"`
+	LogsOn    bool   `json:"access_log_on"`
+	// Round is the round of an interleaved, repeated scenario (small
+	// GETs with the access log off), from 1; 0 for a single run.
+	Round    int      `json:"round,omitempty"`
+	Err      string   `json:"error,omitempty"`
+	Commands []string `json:"commands"` // the measured command, after its warm-up
+	Lang     string   `json:"config_language,omitempty"`
+	Config   string   `json:"config,omitempty"`
+	Dir      string   `json:"dir"`
 
 	Wrk  *benchkit.WrkResult `json:"wrk,omitempty"`
 	H2   *h2Result           `json:"h2load,omitempty"`

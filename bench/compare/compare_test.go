@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -275,6 +276,29 @@ func TestSVG(t *testing.T) {
 	}
 }
 
+// TestRowsOfMedian: a scenario run in rounds shows each contender's
+// median run, a failed round counting as the slowest.
+func TestRowsOfMedian(t *testing.T) {
+	run := func(c string, round int, rps float64, err string) *runResult {
+		return &runResult{Contender: c, Scenario: scenSmall, Round: round, Err: err, Wrk: &benchkit.WrkResult{OKRPS: rps}}
+	}
+	rep := &report{Scenarios: []string{scenSmall}, Runs: []*runResult{
+		run("gatewise", 1, 300, ""), run("nginx", 1, 1000, ""),
+		run("gatewise", 2, 100, ""), run("nginx", 2, 0, "crashed"),
+		run("gatewise", 3, 200, ""), run("nginx", 3, 900, ""),
+	}}
+	rows := rep.rowsOf(scenSmall)
+	if len(rows) != 2 || rows[0].Contender != "gatewise" || rpsOf(rows[0]) != 200 || rows[1].Contender != "nginx" || rpsOf(rows[1]) != 900 {
+		t.Fatalf("rows %+v %+v, want gatewise 200 and nginx 900", rows[0], rows[1])
+	}
+	table := rep.table(scenSmall)
+	for _, want := range []string{"0.22×", "median of 3 rounds", "gatewise 300, 100, 200", "nginx 1,000, failed, 900"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table without %q:\n%s", want, table)
+		}
+	}
+}
+
 // TestRealRun runs the program for one second of small GETs and 200 idle
 // connections, straight to the upstream and through nginx.
 func TestRealRun(t *testing.T) {
@@ -291,7 +315,7 @@ func TestRealRun(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), []string{"-contenders", "direct,nginx", "-scenarios", "small,idle",
 		"-duration", "1s", "-warmup", "0s", "-idle-conns", "200", "-logs-on=false", "-threads", "1", "-connections", "4",
-		"-dir", dir, "-out", out, "-svg", svg}, &stdout, &stderr)
+		"-rounds", "2", "-dir", dir, "-out", out, "-svg", svg}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}
@@ -303,8 +327,18 @@ func TestRealRun(t *testing.T) {
 	if err := json.Unmarshal(data, &rep); err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Runs) != 4 {
-		t.Fatalf("%d runs, want 4", len(rep.Runs))
+	// Small GETs in 2 rounds, every contender in turn, then the idle
+	// scenario per contender.
+	var order []string
+	for _, r := range rep.Runs {
+		order = append(order, fmt.Sprintf("%s %s %d", r.Contender, r.Scenario, r.Round))
+	}
+	want := []string{"direct small 1", "nginx small 1", "direct small 2", "nginx small 2", "direct idle 0", "nginx idle 0"}
+	if !slices.Equal(order, want) {
+		t.Fatalf("runs %q, want %q", order, want)
+	}
+	if page, err := os.ReadFile(out); err != nil || !strings.Contains(string(page), "median of 2 rounds") {
+		t.Errorf("the page does not say its small-GET rows are medians of 2 rounds (%v)", err)
 	}
 	for _, r := range rep.Runs {
 		switch {

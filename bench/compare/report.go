@@ -58,15 +58,96 @@ func (r *report) runsOf(scen string) []*runResult {
 	return out
 }
 
-// find returns the run of a contender (access log off) in a scenario that
+// rowsOf returns a scenario's runs, one per contender and access-log
+// setting, in order: of a scenario run in rounds, the median run by
+// requests per second (the lower of the two middle ones for an even
+// count), failed rounds counting as the slowest.
+func (r *report) rowsOf(scen string) []*runResult {
+	type key struct {
+		contender string
+		logs      bool
+	}
+	groups := map[key][]*runResult{}
+	var order []key
+	for _, run := range r.runsOf(scen) {
+		k := key{run.Contender, run.LogsOn}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], run)
+	}
+	out := make([]*runResult, 0, len(order))
+	for _, k := range order {
+		g := slices.Clone(groups[k])
+		slices.SortStableFunc(g, func(a, b *runResult) int {
+			ra, rb := rpsOf(a), rpsOf(b)
+			if a.Err != "" {
+				ra = -1
+			}
+			if b.Err != "" {
+				rb = -1
+			}
+			switch {
+			case ra < rb:
+				return -1
+			case ra > rb:
+				return 1
+			}
+			return 0
+		})
+		out = append(out, g[(len(g)-1)/2])
+	}
+	return out
+}
+
+// roundsOf returns the runs of a contender's row that were rounds of a
+// repeated scenario (none for a single run).
+func (r *report) roundsOf(row *runResult) []*runResult {
+	var out []*runResult
+	for _, run := range r.runsOf(row.Scenario) {
+		if run.Contender == row.Contender && run.LogsOn == row.LogsOn && run.Round > 0 {
+			out = append(out, run)
+		}
+	}
+	return out
+}
+
+// find returns the row of a contender (access log off) in a scenario that
 // succeeded, or nil.
 func (r *report) find(scen, contender string) *runResult {
-	for _, run := range r.runsOf(scen) {
+	for _, run := range r.rowsOf(scen) {
 		if run.Contender == contender && !run.LogsOn && run.Err == "" {
 			return run
 		}
 	}
 	return nil
+}
+
+// roundsNote says, under a table of a scenario run in rounds, what each
+// row is and every round's requests per second.
+func (r *report) roundsNote(scen string) string {
+	var b strings.Builder
+	for _, row := range r.rowsOf(scen) {
+		rs := r.roundsOf(row)
+		if len(rs) < 2 {
+			continue
+		}
+		if b.Len() == 0 {
+			fmt.Fprintf(&b, "\nEach row without the access log is the median of %d rounds (every contender once per round, in turn); requests/s of each round:", len(rs))
+		}
+		vals := make([]string, len(rs))
+		for i, run := range rs {
+			vals[i] = "failed"
+			if run.Err == "" {
+				vals[i] = num(rpsOf(run))
+			}
+		}
+		fmt.Fprintf(&b, " %s %s;", row.Contender, strings.Join(vals, ", "))
+	}
+	if b.Len() == 0 {
+		return ""
+	}
+	return strings.TrimSuffix(b.String(), ";") + ".\n"
 }
 
 // ratio formats a/b as "0.93×", or "—" when b is unknown.
@@ -149,7 +230,7 @@ func (r *report) table(scen string) string {
 		fmt.Fprintf(&b, "| contender | requests/s |%s × nginx | × direct | p50 | p99 | p99 × nginx | proxy CPU/request | upstream CPU/request | errors |\n", extra)
 		fmt.Fprintf(&b, "|---|---:|%s---:|---:|---:|---:|---:|---:|---:|---:|\n", strings.Repeat("---:|", len(extra)/len(" MiB/s |")))
 		cols := 10 + len(extra)/len(" MiB/s |")
-		for _, run := range r.runsOf(scen) {
+		for _, run := range r.rowsOf(scen) {
 			if run.Err != "" || run.Wrk == nil {
 				failedRow(run, cols)
 				continue
@@ -166,7 +247,7 @@ func (r *report) table(scen string) string {
 	case scenH2:
 		b.WriteString("| contender | requests/s | × nginx | × direct | mean | max | proxy CPU/request | upstream CPU/request | errors |\n")
 		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-		for _, run := range r.runsOf(scen) {
+		for _, run := range r.rowsOf(scen) {
 			if run.Err != "" || run.H2 == nil {
 				failedRow(run, 9)
 				continue
@@ -183,7 +264,7 @@ func (r *report) table(scen string) string {
 		if nginx != nil {
 			nk = nginx.KiBPerConn
 		}
-		for _, run := range r.runsOf(scen) {
+		for _, run := range r.rowsOf(scen) {
 			if run.Err != "" || run.Idle == nil {
 				failedRow(run, 7)
 				continue
@@ -198,6 +279,7 @@ func (r *report) table(scen string) string {
 				ratio(run.KiBPerConn, nk), who, run.MemAfter.Procs, run.MemAfter.Kind)
 		}
 	}
+	b.WriteString(r.roundsNote(scen))
 	return b.String()
 }
 
@@ -343,7 +425,7 @@ Each proxy's choices, beyond its defaults:
 The configs of the small-GET runs follow; the addresses and the work
 directory change from run to run.
 `)
-	for _, run := range r.runsOf(r.Scenarios[0]) {
+	for _, run := range r.rowsOf(r.Scenarios[0]) {
 		if run.Config == "" || run.LogsOn {
 			continue
 		}

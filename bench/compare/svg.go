@@ -20,7 +20,7 @@ type chartRow struct {
 // contender (the access-log-on runs in a lighter shade).
 func (r *report) svg() string {
 	var rows []chartRow
-	for _, run := range r.runsOf(scenSmall) {
+	for _, run := range r.rowsOf(scenSmall) {
 		if run.Err != "" || run.Wrk == nil {
 			continue
 		}
