@@ -362,3 +362,44 @@ func TestRealRun(t *testing.T) {
 		t.Errorf("a child needed SIGKILL:\n%s", stderr.String())
 	}
 }
+
+// TestRunPage: the page and chart written again from a results.json, and a
+// one-line error for a missing or empty file.
+func TestRunPage(t *testing.T) {
+	dir := t.TempDir()
+	rep := &report{Scenarios: []string{scenSmall}, Started: time.Now(), Runs: []*runResult{
+		{Contender: "gatewise", Scenario: scenSmall, Round: 1, Wrk: &benchkit.WrkResult{OKRPS: 300, P99ms: 2}},
+		{Contender: "nginx", Scenario: scenSmall, Round: 1, Wrk: &benchkit.WrkResult{OKRPS: 400, P99ms: 1}},
+		{Contender: "gatewise", Scenario: scenSmall, Round: 2, Wrk: &benchkit.WrkResult{OKRPS: 350, P99ms: 2}},
+		{Contender: "nginx", Scenario: scenSmall, Round: 2, Wrk: &benchkit.WrkResult{OKRPS: 500, P99ms: 1}},
+	}}
+	data, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, out, svg := filepath.Join(dir, "results.json"), filepath.Join(dir, "page.md"), filepath.Join(dir, "chart.svg")
+	if err := os.WriteFile(js, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if err := runPage([]string{"-json", js, "-out", out, "-svg", svg}, &stdout, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	page, err := os.ReadFile(out)
+	if err != nil || !strings.Contains(string(page), "median of 2 rounds") || !strings.Contains(string(page), "| gatewise | 300 | 0.75×") {
+		t.Errorf("page (%v):\n%s", err, page)
+	}
+	if fi, err := os.Stat(svg); err != nil || fi.Size() < 500 {
+		t.Errorf("chart: %v", err)
+	}
+	empty := filepath.Join(dir, "empty.json")
+	if err := os.WriteFile(empty, []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"-json", filepath.Join(dir, "missing.json"), "-out", out}, {"-json", empty, "-out", out}, {"-out", out}} {
+		err := runPage(args, &stdout, &stderr)
+		if err == nil || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: err %v, want a one-line error", args, err)
+		}
+	}
+}

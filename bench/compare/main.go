@@ -47,9 +47,12 @@ func mainCode() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
-	if len(os.Args) > 1 && os.Args[1] == "upstream" {
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == "upstream":
 		err = runUpstream(ctx, os.Args[2:], os.Stderr)
-	} else {
+	case len(os.Args) > 1 && os.Args[1] == "page":
+		err = runPage(os.Args[2:], os.Stdout, os.Stderr)
+	default:
 		err = run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	}
 	return benchkit.ExitCode("compare", err, os.Stderr)
@@ -382,29 +385,67 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	}
 	fmt.Fprintln(stdout, rep.tables())
 	fmt.Fprintf(stdout, "JSON results: %s\n", o.jsonPath)
-	if o.svg != "" {
-		if err := os.WriteFile(o.svg, []byte(rep.svg()), 0o644); err != nil {
-			return fmt.Errorf("writing the chart: %w", err)
-		}
-		fmt.Fprintf(stdout, "Chart: %s\n", o.svg)
-	}
-	if o.out != "" {
-		svgRef := ""
-		if o.svg != "" {
-			if rel, err := filepath.Rel(filepath.Dir(o.out), o.svg); err == nil {
-				svgRef = rel
-			}
-		}
-		if err := os.WriteFile(o.out, []byte(rep.markdown(svgRef)), 0o644); err != nil {
-			return fmt.Errorf("writing the page: %w", err)
-		}
-		fmt.Fprintf(stdout, "Page: %s\n", o.out)
+	if err := writePage(rep, o.out, o.svg, stdout); err != nil {
+		return err
 	}
 	fmt.Fprintf(stderr, "compare: done in %s\n", elapsed(time.Since(b.start)))
 	if len(failed) > 0 {
 		return fmt.Errorf("%d of %d runs failed (%s)", len(failed), len(rep.Runs), strings.Join(failed, "; "))
 	}
 	return nil
+}
+
+// writePage writes the chart to svg and the page to out, each when not
+// empty.
+func writePage(rep *report, out, svg string, stdout io.Writer) error {
+	if svg != "" {
+		if err := os.WriteFile(svg, []byte(rep.svg()), 0o644); err != nil {
+			return fmt.Errorf("writing the chart: %w", err)
+		}
+		fmt.Fprintf(stdout, "Chart: %s\n", svg)
+	}
+	if out != "" {
+		svgRef := ""
+		if svg != "" {
+			if rel, err := filepath.Rel(filepath.Dir(out), svg); err == nil {
+				svgRef = rel
+			}
+		}
+		if err := os.WriteFile(out, []byte(rep.markdown(svgRef)), 0o644); err != nil {
+			return fmt.Errorf("writing the page: %w", err)
+		}
+		fmt.Fprintf(stdout, "Page: %s\n", out)
+	}
+	return nil
+}
+
+// runPage is "compare page -json FILE -out PAGE -svg CHART": the page and
+// the chart written again from a run's results.json (after a change to
+// how they are written), without measuring anything.
+func runPage(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("compare page", flag.ContinueOnError)
+	jsonPath := fs.String("json", "", "results.json of a run (required)")
+	out := fs.String("out", "", "Markdown page to write")
+	svg := fs.String("svg", "", "SVG chart to write")
+	fs.SetOutput(stderr)
+	if err := benchkit.ParseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if *jsonPath == "" || (*out == "" && *svg == "") {
+		return errors.New("page: want -json FILE and -out PAGE or -svg CHART")
+	}
+	data, err := os.ReadFile(*jsonPath)
+	if err != nil {
+		return fmt.Errorf("page: %w", err)
+	}
+	var rep report
+	if err := json.Unmarshal(data, &rep); err != nil {
+		return fmt.Errorf("page: %s: %w", *jsonPath, err)
+	}
+	if len(rep.Runs) == 0 || len(rep.Scenarios) == 0 {
+		return fmt.Errorf("page: %s holds no runs", *jsonPath)
+	}
+	return writePage(&rep, *out, *svg, stdout)
 }
 
 // raiseNofile raises this process's open-files limit (which the upstream
