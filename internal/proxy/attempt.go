@@ -83,6 +83,7 @@ func (t *attemptTransport) roundTrip(req *http.Request, ex *exchange, now time.T
 		body = newReplayBody(req.Body, int64(t.retry.ReplayBodyBytes))
 	}
 	var tried []*upstream.Target
+	var cut []*upstream.Target // tried targets whose connection was cut
 	var target *upstream.Target
 	var panicked bool
 	for attempt := 1; ; attempt++ {
@@ -116,6 +117,9 @@ func (t *attemptTransport) roundTrip(req *http.Request, ex *exchange, now time.T
 		if ce == nil {
 			return res, nil
 		}
+		if transient(ce) {
+			cut = append(cut, target)
+		}
 		reason := t.retryDenied(req, ce, body, attempt)
 		var next *upstream.Target
 		nextPanicked := false
@@ -127,6 +131,17 @@ func (t *attemptTransport) roundTrip(req *http.Request, ex *exchange, now time.T
 				// same one included, over a new connection (a restart, a
 				// keep-alive race).
 				next, nextPanicked = t.pool.Pick(req, nil)
+			}
+			if next == nil {
+				// A target this request tried whose connection was cut
+				// (a restart, a reset) and that is still up is a better
+				// bet than one the pool has put down or ejected.
+				for _, c := range cut {
+					if c.Available() {
+						next, nextPanicked = c, false
+						break
+					}
+				}
 			}
 			if next == nil {
 				// Every other target is down or ejected: one of them may

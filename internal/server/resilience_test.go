@@ -424,3 +424,71 @@ func sumMetric(m, prefix string) float64 {
 	}
 	return sum
 }
+
+// resetFirstListener resets the first connection it accepts (a restarting
+// upstream) and hands over the rest.
+type resetFirstListener struct {
+	net.Listener
+	once sync.Once
+}
+
+func (l *resetFirstListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		first := false
+		l.once.Do(func() { first = true })
+		if !first {
+			return c, nil
+		}
+		// Read the request, then reset: the gateway sees its request
+		// cut, a failure worth another try over a new connection.
+		_, _ = c.Read(make([]byte, 4096))
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0)
+		}
+		_ = c.Close()
+	}
+}
+
+// TestRetryBackToCutTarget: a GET whose first try was cut by one target
+// and whose second timed out on the only other goes back to the first (it
+// is up, and its failure was a cut connection) rather than failing with
+// every target tried.
+func TestRetryBackToCutTarget(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	restarting := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "served\n")
+	})}
+	go func() { _ = restarting.Serve(&resetFirstListener{Listener: ln}) }()
+	t.Cleanup(func() { _ = restarting.Close() })
+	hanging, err := faults.Start("hanging", faults.Hang)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hanging.Close)
+
+	cfg := oneTargetConfig("http://"+ln.Addr().String(), hanging.URL())
+	p := cfg.Pools["app"]
+	p.Policy = "round_robin" // the first pick is the first target
+	p.Timeouts.ResponseHeader.Duration = 300 * time.Millisecond
+	g := startGateway(t, cfg)
+	res, err := http.Get(g.url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || string(body) != "served\n" {
+		t.Fatalf("got %d %q (%s), want 200 from the restarted target", res.StatusCode, body, res.Header.Get("Proxy-Status"))
+	}
+	if n := hanging.Served(); n != 1 {
+		t.Errorf("the hanging target got %d requests, want 1 (the second try)", n)
+	}
+}
