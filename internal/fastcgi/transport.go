@@ -39,6 +39,19 @@ type Transport struct {
 	// to the idle pool or a slot frees, to wake requests waiting for one.
 	slots chan struct{}
 	avail chan struct{}
+	// Read buffers of finished responses, for the next ones: a
+	// connection's record reader (16 KiB) and the CGI stream's (4 KiB).
+	recordReaders sync.Pool
+	streamReaders sync.Pool
+}
+
+// reader returns a buffered reader of r from pool, or a new one of size.
+func reader(pool *sync.Pool, r io.Reader, size int) *bufio.Reader {
+	if br, ok := pool.Get().(*bufio.Reader); ok {
+		br.Reset(r)
+		return br
+	}
+	return bufio.NewReaderSize(r, size)
 }
 
 // New returns a Transport for opts, or an error wrapping ErrOptions that
@@ -578,10 +591,10 @@ func (a *attempt) finish(clean bool) {
 // response with its body streaming from the connection.
 func (a *attempt) readResponse() (*http.Response, error) {
 	t := a.t
-	s := &stream{a: a, br: bufio.NewReaderSize(a.conn, 16<<10), stderr: stderrCapture{max: t.opts.MaxStderrBytes}}
+	s := &stream{a: a, br: reader(&t.recordReaders, a.conn, 16<<10), stderr: stderrCapture{max: t.opts.MaxStderrBytes}}
 	a.stream = s
 	lim := &headerLimit{r: s, n: t.opts.MaxHeaderBytes}
-	br := bufio.NewReaderSize(lim, 4<<10)
+	br := reader(&t.streamReaders, lim, 4<<10)
 	hdr, herr := textproto.NewReader(br).ReadMIMEHeader()
 	if s.err != nil && s.err != io.EOF {
 		a.finish(false)
@@ -910,6 +923,7 @@ func (b *responseBody) Read(p []byte) (int, error) {
 				b.done = true
 				b.a.finish(s.cleanEnd())
 				b.result = io.EOF
+				b.release()
 				return n, io.EOF
 			}
 		}
@@ -928,7 +942,24 @@ func (b *responseBody) Read(p []byte) (int, error) {
 			b.result = b.a.lost(err, s)
 		}
 	}
+	b.release()
 	return n, b.result
+}
+
+// release gives the response's read buffers back to the transport once
+// the exchange has finished: nothing reads them after that.
+func (b *responseBody) release() {
+	t, s := b.a.t, b.a.stream
+	if b.br != nil {
+		b.br.Reset(nil)
+		t.streamReaders.Put(b.br)
+		b.br = nil
+	}
+	if s != nil && s.br != nil {
+		s.br.Reset(nil)
+		t.recordReaders.Put(s.br)
+		s.br = nil
+	}
 }
 
 // Close ends the response; a body not read to its end closes the
@@ -940,6 +971,7 @@ func (b *responseBody) Close() error {
 		b.done = true
 		b.result = errBodyClosed
 		b.a.finish(false)
+		b.release()
 	}
 	return nil
 }
