@@ -145,7 +145,7 @@ func directForwardable(r *http.Request) bool {
 // copyBody copies the upstream's body to the visitor, flushing after each
 // write when the body's length is unknown or it is an event stream (as
 // httputil.ReverseProxy does), so that streamed answers reach the visitor
-// as they come.
+// as they come; a write that ends the body is not flushed.
 func (h *Handler) copyBody(w http.ResponseWriter, res *http.Response) error {
 	flush := res.ContentLength == -1 || isEventStream(res.Header.Get("Content-Type"))
 	var rc *http.ResponseController
@@ -161,7 +161,12 @@ func (h *Handler) copyBody(w http.ResponseWriter, res *http.Response) error {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return werr
 			}
-			if flush {
+			// No flush with the last bytes (a reader may return them
+			// with io.EOF, as the FastCGI client does with a response it
+			// holds whole): the end of the answer sends them, and the
+			// server can then frame a short answer by its length rather
+			// than in chunks.
+			if flush && rerr == nil {
 				if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
 					return err
 				}
