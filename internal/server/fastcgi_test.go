@@ -175,6 +175,11 @@ echo $n, ' ', hash_final($h);
 			if res.StatusCode != 200 || body != "Hello, world from gatewise" {
 				t.Fatalf("GET /hello.php: got %d %q, want 200 and the greeting", res.StatusCode, body)
 			}
+			// PHP sends no length; the gateway holds the short answer
+			// whole and frames it by its length, not in chunks.
+			if res.ContentLength != int64(len(body)) || len(res.TransferEncoding) > 0 {
+				t.Errorf("GET /hello.php: Content-Length %d, Transfer-Encoding %v; want %d and none", res.ContentLength, res.TransferEncoding, len(body))
+			}
 			var line map[string]any
 			waitFor(t, "access log line", func() bool {
 				line = findLine(g.access.lines(t), map[string]any{"request_id": id})
