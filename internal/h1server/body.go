@@ -3,6 +3,7 @@ package h1server
 import (
 	"bufio"
 	"errors"
+	"github.com/gatewise/gatewise/internal/httpsyntax"
 	"io"
 	"net/http"
 	"net/http/httputil"
@@ -117,7 +118,7 @@ func (b *body) readTrailer() error {
 			return errBadTrailer
 		}
 		for i := 0; i < len(k); i++ {
-			if !isTokenByte(k[i]) {
+			if !httpsyntax.IsTokenByte(k[i]) {
 				return errBadTrailer
 			}
 		}

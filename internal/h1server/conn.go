@@ -50,7 +50,6 @@ type conn struct {
 	raw        syscall.RawConn // for the watcher; nil when the connection has none
 	remoteAddr string
 	baseCtx    context.Context
-	blank      *http.Request // a zero request, for WithContext
 
 	br *bufio.Reader
 	bw *bufio.Writer // nil while idle
@@ -81,7 +80,6 @@ func newConn(s *Server, rw net.Conn) *conn {
 	}
 	c.raw = rawConn(rw)
 	c.baseCtx = context.WithValue(context.Background(), http.LocalAddrContextKey, rw.LocalAddr())
-	c.blank = new(http.Request)
 	c.since.Store(s.clock.Load())
 	c.state.Store(stateNew)
 	c.resp.c = c

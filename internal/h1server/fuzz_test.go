@@ -15,7 +15,7 @@ import (
 // a connection's first request, without a socket.
 func parseOne(data []byte) (*http.Request, *conn, error) {
 	s := &Server{}
-	c := &conn{srv: s, remoteAddr: "192.0.2.1:1234", baseCtx: context.Background(), blank: new(http.Request)}
+	c := &conn{srv: s, remoteAddr: "192.0.2.1:1234", baseCtx: context.Background()}
 	c.resp.c = c
 	c.state.Store(stateNew)
 	c.br = bufio.NewReaderSize(bytes.NewReader(data), readBufferSize)

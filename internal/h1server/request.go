@@ -40,7 +40,7 @@ func (c *conn) readRequest() (*http.Request, *requestContext, error) {
 		return nil, nil, err
 	}
 	ctx := newRequestContext(c.baseCtx)
-	req := c.blank.WithContext(ctx)
+	req := c.srv.blank.WithContext(ctx)
 	if err := c.parseRequest(head, req, ctx); err != nil {
 		return nil, nil, err
 	}
@@ -187,7 +187,7 @@ func (c *conn) parseRequest(head string, req *http.Request, rc *requestContext) 
 		return badRequest("malformed request line")
 	}
 	for i := 0; i < len(method); i++ {
-		if !isTokenByte(method[i]) {
+		if !httpsyntax.IsTokenByte(method[i]) {
 			return badRequest("invalid method")
 		}
 	}
@@ -246,7 +246,7 @@ func (c *conn) parseRequest(head string, req *http.Request, rc *requestContext) 
 		}
 		key := fl[:colon]
 		for j := 0; j < len(key); j++ {
-			if !isTokenByte(key[j]) {
+			if !httpsyntax.IsTokenByte(key[j]) {
 				return badRequest("invalid header name")
 			}
 		}
@@ -471,6 +471,3 @@ func trimOWS(s string) string {
 	}
 	return s
 }
-
-// isTokenByte reports whether b may appear in a token (RFC 9110 5.6.2).
-func isTokenByte(b byte) bool { return httpsyntax.IsTokenByte(b) }

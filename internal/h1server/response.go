@@ -3,6 +3,7 @@ package h1server
 import (
 	"bufio"
 	"fmt"
+	"github.com/gatewise/gatewise/internal/httpsyntax"
 	"io"
 	"net"
 	"net/http"
@@ -430,7 +431,7 @@ func (w *response) writeStatusLine(bw *bufio.Writer, code int) {
 // net/http does), so a handler cannot split the head.
 func writeField(bw *bufio.Writer, k string, vv []string) {
 	for i := 0; i < len(k); i++ {
-		if !isTokenByte(k[i]) {
+		if !httpsyntax.IsTokenByte(k[i]) {
 			return
 		}
 	}

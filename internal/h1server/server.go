@@ -104,6 +104,10 @@ type Server struct {
 	clock atomic.Int64           // coarse time, unix nanoseconds, set by the sweeper
 	date  atomic.Pointer[[]byte] // "Date: ...\r\n", set by the sweeper
 
+	// blank is a zero request, never changed, that each request is
+	// made from (http.Request.WithContext copies it with the context).
+	blank http.Request
+
 	writers sync.Pool // *bufio.Writer
 	readers sync.Pool // *bufio.Reader
 }

@@ -258,7 +258,7 @@ func (p *Pool) startRamp(t *Target, now int64) {
 // setUp records in the metrics whether t may serve.
 func (p *Pool) setUp(t *Target) {
 	if p.metrics != nil {
-		p.metrics.SetTargetUp(p.Name, t.Addr, t.available())
+		p.metrics.SetTargetUp(p.Name, t.Addr, t.Available())
 	}
 }
 

@@ -99,7 +99,7 @@ func (p *Pool) any(tr tier, tried []*Target) bool {
 // anyAvailable reports whether some target is healthy and not ejected.
 func (p *Pool) anyAvailable() bool {
 	for _, t := range p.Targets {
-		if t.available() {
+		if t.Available() {
 			return true
 		}
 	}
@@ -110,11 +110,11 @@ func (p *Pool) anyAvailable() bool {
 func eligible(t *Target, tr tier, tried []*Target) bool {
 	switch tr {
 	case tierPrimary:
-		if t.Backup || !t.available() {
+		if t.Backup || !t.Available() {
 			return false
 		}
 	case tierBackup:
-		if !t.Backup || !t.available() {
+		if !t.Backup || !t.Available() {
 			return false
 		}
 	}
@@ -352,7 +352,7 @@ func (p *Pool) PickUntried(tried []*Target) *Target {
 		if containsTarget(tried, t) {
 			continue
 		}
-		if t.available() {
+		if t.Available() {
 			return t
 		}
 		if fallback == nil {

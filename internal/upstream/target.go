@@ -189,13 +189,9 @@ func (t *Target) effWeight(now int64, window time.Duration) int64 {
 	return max(w*permille/1000, 1)
 }
 
-// available reports whether t may serve outside panic mode: healthy by
-// active checks and not ejected.
-// Available reports whether t may take requests: healthy by its active
-// checks (or with none) and not ejected.
-func (t *Target) Available() bool { return t.available() }
-
-func (t *Target) available() bool {
+// Available reports whether t may take requests outside panic mode:
+// healthy by its active checks (or with none) and not ejected.
+func (t *Target) Available() bool {
 	return t.healthy.Load() && t.ejectedUntil.Load() == 0
 }
 
