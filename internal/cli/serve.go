@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gatewise/gatewise/internal/config"
+	"github.com/gatewise/gatewise/internal/heapfloor"
 	"github.com/gatewise/gatewise/internal/server"
 )
 
@@ -82,6 +83,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if err := srv.Start(); err != nil {
 		return err
+	}
+	// One heap floor per process (not per server: tests run many): the
+	// collector runs a few times a second under load, not dozens.
+	floor := heapfloor.FloorWithin(srv.MemoryLimit())
+	if keeper := heapfloor.Start(floor, os.Getenv); keeper != nil {
+		defer keeper.Stop()
+		logger.Debug("garbage collector heap floor", slog.Int64("floor_bytes", floor))
 	}
 	return serveUntilDone(ctx, srv, cfg, logger)
 }

@@ -36,6 +36,7 @@ const (
 // concurrent use.
 type MemoryGuard struct {
 	state    atomic.Pointer[memState]
+	limit    atomic.Int64 // the process limit at the last reading
 	stop     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
@@ -144,6 +145,11 @@ func (g *MemoryGuard) Pressure() (bool, string) {
 	return s.pressure, s.reason
 }
 
+// ProcessLimit returns the resident memory the process may use, as of
+// the last reading: limits.memory_limit, else 90% of the cgroup's memory
+// limit, else 0 (no limit, or not read on this system).
+func (g *MemoryGuard) ProcessLimit() int64 { return g.limit.Load() }
+
 // Stop stops the polling and waits for it to end. Pressure then keeps
 // its last answer. Stop may be called more than once.
 func (g *MemoryGuard) Stop() {
@@ -193,6 +199,7 @@ func (w *memWatch) poll() {
 		w.readErr = false
 		w.log.Info("memory guard: memory figures readable again")
 	}
+	w.g.limit.Store(processLimit(s, w.t))
 	pressure, reason := evaluateMemory(s, w.t)
 	prev := w.g.state.Load()
 	if pressure == prev.pressure && reason == prev.reason {

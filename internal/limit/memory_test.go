@@ -400,6 +400,30 @@ func TestMemoryGuardLogsChangesOnce(t *testing.T) {
 	}
 }
 
+func TestMemoryGuardProcessLimit(t *testing.T) {
+	t.Parallel()
+	const mib = 1 << 20
+	for _, c := range []struct {
+		t    memThresholds
+		s    memSample
+		want int64
+	}{
+		{memThresholds{memoryLimit: 300 * mib}, memSample{rss: mib, cgroupMax: 1000 * mib}, 300 * mib},
+		{memThresholds{}, memSample{rss: mib, cgroupMax: 1000 * mib}, 900 * mib},
+		{memThresholds{}, memSample{rss: mib}, 0},
+	} {
+		sample := func() (memSample, error) { return c.s, nil }
+		g := startMemoryGuard(c.t, time.Hour, nil, sample, nil)
+		if got := g.ProcessLimit(); got != c.want {
+			t.Errorf("ProcessLimit with %+v and %+v = %d, want %d (read before start returns)", c.t, c.s, got, c.want)
+		}
+		g.Stop()
+	}
+	if got := startMemoryGuard(memThresholds{memoryLimit: mib}, time.Hour, nil, nil, nil).ProcessLimit(); got != 0 {
+		t.Errorf("ProcessLimit without figures = %d, want 0", got)
+	}
+}
+
 // TestMemoryGuardReal runs the guard on this process's real figures.
 func TestMemoryGuardReal(t *testing.T) {
 	t.Parallel()

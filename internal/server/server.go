@@ -421,6 +421,11 @@ func sameListeners(a, b *config.Config) bool {
 	return true
 }
 
+// MemoryLimit returns the resident memory the gateway may use, as its
+// memory guard last read it: limits.memory_limit, else 90% of the
+// cgroup's memory limit, else 0 (none).
+func (s *Server) MemoryLimit() int64 { return s.memory.ProcessLimit() }
+
 // Shutdown stops accepting connections and waits for in-flight requests
 // and upgraded connections (WebSocket) to finish until ctx is done; then it
 // closes what is left.
