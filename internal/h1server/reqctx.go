@@ -27,7 +27,7 @@ type requestContext struct {
 	parent context.Context // the connection's: http.LocalAddrContextKey
 
 	mu    sync.Mutex
-	done  chan struct{} // made by Done or cancel
+	done  chan struct{} // made by Done only: most requests never ask
 	err   error
 	wakes [2]func()
 	after []*afterFunc
@@ -144,10 +144,9 @@ func (c *requestContext) cancel() {
 		return
 	}
 	c.err = context.Canceled
-	if c.done == nil {
-		c.done = make(chan struct{})
-	}
-	close(c.done)
+	if c.done != nil {
+		close(c.done)
+	} // else Done makes it closed if anyone asks
 	wakes := c.wakes
 	c.wakes = [2]func(){}
 	var run []func()

@@ -10,6 +10,24 @@ import (
 	"time"
 )
 
+// TestRequestContextDoneAfterCancel asks for Done only after the
+// cancel, which made no channel: it must come back closed.
+func TestRequestContextDoneAfterCancel(t *testing.T) {
+	c := newRequestContext(context.Background())
+	c.cancel()
+	if c.done != nil {
+		t.Error("cancel made a Done channel nobody asked for")
+	}
+	select {
+	case <-c.Done():
+	default:
+		t.Fatal("Done after cancel is not closed")
+	}
+	if c.Done() != c.Done() {
+		t.Error("Done returns a new channel each call")
+	}
+}
+
 func TestRequestContextCancel(t *testing.T) {
 	type key struct{}
 	parent := context.WithValue(context.Background(), key{}, "v")

@@ -3,6 +3,20 @@
 // (internal/h1server) and response parser (internal/upstream) share.
 package httpsyntax
 
+import "net/http"
+
+// HeaderValue returns the first value of the field named key in h, or "".
+// key must be in canonical form ("X-Request-Id", as
+// textproto.CanonicalMIMEHeaderKey returns it), as the parsers store
+// every name: unlike http.Header.Get, it does not canonicalize key on
+// every call.
+func HeaderValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
 // IsTokenByte reports whether b may appear in a token (RFC 9110 5.6.2):
 // a method or a field name.
 func IsTokenByte(b byte) bool {

@@ -1,6 +1,7 @@
 package httpsyntax
 
 import (
+	"net/http"
 	"net/textproto"
 	"strings"
 	"testing"
@@ -38,5 +39,22 @@ func TestCanonicalizeName(t *testing.T) {
 		if want := textproto.CanonicalMIMEHeaderKey(name); string(b) != want {
 			t.Errorf("%q: got %q, want %q", name, b, want)
 		}
+	}
+}
+
+func TestHeaderValue(t *testing.T) {
+	h := http.Header{"X-Request-Id": {"a", "b"}, "Empty": {}, "lower": {"x"}}
+	for key, want := range map[string]string{
+		"X-Request-Id": "a", // the first value
+		"Empty":        "",
+		"Missing":      "",
+		"lower":        "x", // looked up as given: the caller's key is canonical
+	} {
+		if got := HeaderValue(h, key); got != want {
+			t.Errorf("HeaderValue(%q) = %q, want %q", key, got, want)
+		}
+	}
+	if got := HeaderValue(nil, "X"); got != "" {
+		t.Errorf("HeaderValue(nil) = %q", got)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gatewise/gatewise/internal/cause"
 	"github.com/gatewise/gatewise/internal/config"
+	"github.com/gatewise/gatewise/internal/httpsyntax"
 	"github.com/gatewise/gatewise/internal/obs"
 	"github.com/gatewise/gatewise/internal/upstream"
 )
@@ -383,7 +384,7 @@ func idempotent(req *http.Request) bool {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
 		return true
 	}
-	return req.Header.Get("Idempotency-Key") != "" || req.Header.Get("X-Idempotency-Key") != ""
+	return httpsyntax.HeaderValue(req.Header, "Idempotency-Key") != "" || httpsyntax.HeaderValue(req.Header, "X-Idempotency-Key") != ""
 }
 
 // backoff returns the longest wait before retry number attempt.

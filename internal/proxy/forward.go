@@ -8,6 +8,8 @@ import (
 	"net/textproto"
 	"strings"
 	"time"
+
+	"github.com/gatewise/gatewise/internal/httpsyntax"
 )
 
 // forward sends r to its pool and copies the answer to w. A plain request
@@ -147,7 +149,7 @@ func directForwardable(r *http.Request) bool {
 // httputil.ReverseProxy does), so that streamed answers reach the visitor
 // as they come; a write that ends the body is not flushed.
 func (h *Handler) copyBody(w http.ResponseWriter, res *http.Response) error {
-	flush := res.ContentLength == -1 || isEventStream(res.Header.Get("Content-Type"))
+	flush := res.ContentLength == -1 || isEventStream(httpsyntax.HeaderValue(res.Header, "Content-Type"))
 	var rc *http.ResponseController
 	if flush {
 		rc = http.NewResponseController(w)
@@ -228,7 +230,7 @@ func (h *Handler) forwardingHeaders(in *http.Request, out http.Header, vals []st
 	}
 	trusted := inPrefixes(in.RemoteAddr, h.trusted)
 	xff, fwd := in.Header["X-Forwarded-For"], in.Header["Forwarded"]
-	xfh, xfp := in.Header.Get("X-Forwarded-Host"), in.Header.Get("X-Forwarded-Proto")
+	xfh, xfp := httpsyntax.HeaderValue(in.Header, "X-Forwarded-Host"), httpsyntax.HeaderValue(in.Header, "X-Forwarded-Proto")
 	delete(out, "X-Forwarded-For")
 	delete(out, "X-Forwarded-Host")
 	delete(out, "X-Forwarded-Proto")

@@ -23,6 +23,7 @@ import (
 	"github.com/gatewise/gatewise/internal/config"
 	"github.com/gatewise/gatewise/internal/errorpage"
 	"github.com/gatewise/gatewise/internal/health"
+	"github.com/gatewise/gatewise/internal/httpsyntax"
 	"github.com/gatewise/gatewise/internal/limit"
 	"github.com/gatewise/gatewise/internal/obs"
 	"github.com/gatewise/gatewise/internal/upstream"
@@ -244,7 +245,7 @@ func inPrefixes(remoteAddr string, prefixes []netip.Prefix) bool {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := obs.RecordFrom(r.Context())
 	if rec == nil {
-		id := r.Header.Get(obs.RequestIDHeader)
+		id := httpsyntax.HeaderValue(r.Header, obs.RequestIDHeader)
 		if !obs.SaneRequestID(id) {
 			id = obs.NewRequestID()
 			r.Header.Set(obs.RequestIDHeader, id)
@@ -376,7 +377,7 @@ func (h *Handler) modifyResponseOf(res *http.Response, ex *exchange) {
 	rec := obs.RecordFrom(req.Context())
 	if rec != nil {
 		rec.SetUpstreamStatus(res.StatusCode)
-		if res.Header.Get(obs.RequestIDHeader) == "" {
+		if httpsyntax.HeaderValue(res.Header, obs.RequestIDHeader) == "" {
 			res.Header[obs.RequestIDHeader] = single(vals, 0, rec.ID) // canonical already: no Set
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/gatewise/gatewise/internal/httpsyntax"
 )
 
 // IdleLearner learns how long a target keeps an idle keep-alive connection
@@ -25,7 +27,7 @@ const minIdleObservation = 50 * time.Millisecond
 
 // ObserveHeader learns from a response's Keep-Alive header.
 func (l *IdleLearner) ObserveHeader(h http.Header) {
-	v := h.Get("Keep-Alive")
+	v := httpsyntax.HeaderValue(h, "Keep-Alive")
 	if v == "" {
 		return
 	}
