@@ -11,6 +11,11 @@ const (
 	DefaultAdminAddress = "127.0.0.1:9090"
 	// DefaultAccessLog is Config.AccessLog when not set.
 	DefaultAccessLog = "stdout"
+	// DefaultAccessLogFileBuffer is Config.AccessLogBuffer when not set
+	// and the access log is a file; for stdout and stderr it is 0.
+	DefaultAccessLogFileBuffer ByteSize = 64 << 10
+	// DefaultAccessLogFlush is Config.AccessLogFlush when not set.
+	DefaultAccessLogFlush = time.Second
 	// DefaultShutdownTimeout is Config.ShutdownTimeout when not set.
 	DefaultShutdownTimeout = 30 * time.Second
 	// DefaultXForwarded is Forwarding.XForwarded when not set.
@@ -137,6 +142,14 @@ func (c *Config) ApplyDefaults() {
 	if c.AccessLog == "" && !c.isSet("access_log") {
 		c.AccessLog = DefaultAccessLog
 	}
+	if c.AccessLogBuffer == 0 && !c.isSet("access_log_buffer") {
+		switch c.AccessLog {
+		case "stdout", "stderr", "off", "":
+		default:
+			c.AccessLogBuffer = DefaultAccessLogFileBuffer
+		}
+	}
+	c.setDuration(&c.AccessLogFlush, "access_log_flush", DefaultAccessLogFlush)
 	c.setDuration(&c.ShutdownTimeout, "shutdown_timeout", DefaultShutdownTimeout)
 	c.Forwarding.XForwarded = boolOr(c.Forwarding.XForwarded, DefaultXForwarded)
 	c.Forwarding.Forwarded = boolOr(c.Forwarding.Forwarded, DefaultForwarded)

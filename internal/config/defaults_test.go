@@ -36,6 +36,8 @@ func TestDefaults(t *testing.T) {
 		{"admin address", c.Admin.Address, "127.0.0.1:9090"},
 		{"admin allow_remote", c.Admin.AllowRemote, false},
 		{"access_log", c.AccessLog, "stdout"},
+		{"access_log_buffer for stdout", c.AccessLogBuffer, ByteSize(0)},
+		{"access_log_flush", c.AccessLogFlush.Duration, time.Second},
 		{"shutdown_timeout", c.ShutdownTimeout.Duration, 30 * time.Second},
 		{"forwarding.x_forwarded", *c.Forwarding.XForwarded, true},
 		{"forwarding.forwarded", *c.Forwarding.Forwarded, false},
@@ -66,6 +68,34 @@ func TestDefaults(t *testing.T) {
 	}
 	if err := c.Validate(); err != nil {
 		t.Errorf("Validate after defaults: %v", err)
+	}
+}
+
+// TestAccessLogBufferDefault: a file's access log is buffered by
+// default, stdout's and stderr's are not, and a value written, 0
+// included, is kept.
+func TestAccessLogBufferDefault(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		extra string
+		want  ByteSize
+	}{
+		{"access_log: /var/log/gatewise/access.log\n", 64 << 10},
+		{"access_log: stderr\n", 0},
+		{"access_log: \"off\"\n", 0},
+		{"", 0}, // stdout
+		{"access_log: /var/log/gatewise/access.log\naccess_log_buffer: 0\n", 0},
+		{"access_log: stdout\naccess_log_buffer: 8KiB\n", 8 << 10},
+	} {
+		c, err := Parse("t.yaml", []byte(minimal+tc.extra))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.extra, err)
+		}
+		c.ApplyDefaults()
+		c.ApplyDefaults() // idempotent
+		if c.AccessLogBuffer != tc.want {
+			t.Errorf("%q: access_log_buffer %s, want %s", tc.extra, c.AccessLogBuffer, tc.want)
+		}
 	}
 }
 

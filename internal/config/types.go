@@ -18,6 +18,16 @@ type Config struct {
 	// AccessLog is where the JSON access log goes: "stdout" (the default),
 	// "stderr", "off", or a file path (opened for append).
 	AccessLog string `yaml:"access_log"`
+	// AccessLogBuffer is how many bytes of access log lines are held in
+	// memory and written together, as nginx's access_log buffer=: a write
+	// per batch of lines rather than per request. Lines wait at most
+	// AccessLogFlush, and are written at a reload and at shutdown; a crash
+	// loses what is held. 0 writes each line at once. Default: 64KiB for
+	// a file, 0 for stdout and stderr (where people watch lines come).
+	AccessLogBuffer ByteSize `yaml:"access_log_buffer"`
+	// AccessLogFlush is the longest a line waits in AccessLogBuffer
+	// before it is written. Default: 1s.
+	AccessLogFlush Duration `yaml:"access_log_flush"`
 	// ErrorPages controls the pages the gateway answers failures with.
 	ErrorPages ErrorPages `yaml:"error_pages"`
 	// Forwarding controls the forwarding headers sent upstream.

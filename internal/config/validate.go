@@ -27,6 +27,10 @@ const (
 	// MaxHeaderBytes is the largest header limit accepted: above it, a
 	// visitor or an upstream could hold that much memory per connection.
 	MaxHeaderBytes ByteSize = 64 << 20
+	// MaxAccessLogBuffer is the largest access_log_buffer accepted.
+	MaxAccessLogBuffer ByteSize = 16 << 20
+	// MaxAccessLogFlush is the longest access_log_flush accepted.
+	MaxAccessLogFlush = time.Minute
 	// MaxShutdownTimeout is the longest shutdown_timeout accepted.
 	MaxShutdownTimeout = time.Hour
 	// MinWeight and MaxWeight bound Target.Weight.
@@ -278,6 +282,16 @@ func (v *validator) admin() {
 }
 
 func (v *validator) accessLog() {
+	switch b := v.c.AccessLogBuffer; {
+	case b < 0:
+		v.errorf("access_log_buffer", "must not be negative, got %s", b)
+	case b > MaxAccessLogBuffer:
+		v.errorf("access_log_buffer", "%s is more than %s: a crash would lose that much of the log", b, MaxAccessLogBuffer)
+	}
+	v.positive("access_log_flush", v.c.AccessLogFlush, DefaultAccessLogFlush)
+	if d := v.c.AccessLogFlush.Duration; d > MaxAccessLogFlush {
+		v.errorf("access_log_flush", "%s is more than %s: lines would wait that long to be written", fmtDuration(d), fmtDuration(MaxAccessLogFlush))
+	}
 	switch p := v.c.AccessLog; p {
 	case "stdout", "stderr", "off":
 	case "":

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // codeConfig returns a valid config built in code, as from flags.
@@ -29,6 +30,15 @@ func TestValidateCodeConfig(t *testing.T) {
 		{"as built", func(c *Config) {}, ""},
 		{"listener and admin both on port 0 do not clash", func(c *Config) { c.Admin.Address = "[::1]:0" }, ""},
 		{"admin off", func(c *Config) { c.Admin.Address = "off" }, ""},
+		{"access log buffer negative", func(c *Config) { c.AccessLogBuffer = -1 },
+			"access_log_buffer: must not be negative, got -1"},
+		{"access log buffer too large", func(c *Config) { c.AccessLogBuffer = 32 << 20 },
+			"access_log_buffer: 32MiB is more than 16MiB: a crash would lose that much of the log"},
+		{"access log buffer at its largest", func(c *Config) { c.AccessLogBuffer = 16 << 20 }, ""},
+		{"access log flush zero in code", func(c *Config) { c.AccessLogFlush.Duration = 0 },
+			"access_log_flush: must be more than 0 (leave the key out for the default, 1s)"},
+		{"access log flush too long", func(c *Config) { c.AccessLogFlush.Duration = 2 * time.Minute },
+			"access_log_flush: 2m is more than 1m: lines would wait that long to be written"},
 		{"admin on localhost", func(c *Config) { c.Admin.Address = "localhost:9090" }, ""},
 		{"admin on ::1", func(c *Config) { c.Admin.Address = "[::1]:9090" }, ""},
 		{"admin remote allowed", func(c *Config) { c.Admin.Address = ":9090"; c.Admin.AllowRemote = true }, ""},

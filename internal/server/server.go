@@ -124,7 +124,7 @@ func (s *Server) build(cfg *config.Config) (*generation, error) {
 	if err != nil {
 		return nil, fmt.Errorf("error_pages: %w", err)
 	}
-	access, closer, err := s.accessLogger(cfg.AccessLog)
+	access, closer, err := s.accessLogger(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -146,11 +146,14 @@ func (g *generation) close() {
 	}
 }
 
-// accessLogger opens the access-log destination: nil for "off".
-func (s *Server) accessLogger(dest string) (io.Writer, io.Closer, error) {
+// accessLogger opens the access-log destination (nil for "off") behind a
+// LineBuffer of access_log_buffer bytes (0: each line written at once,
+// under its lock so that lines never interleave), whose Close writes what
+// it holds and closes a file.
+func (s *Server) accessLogger(cfg *config.Config) (io.Writer, io.Closer, error) {
 	var w io.Writer
-	var closer io.Closer
-	switch dest {
+	var f *os.File
+	switch dest := cfg.AccessLog; dest {
 	case "off":
 		return nil, nil, nil
 	case "", "stdout":
@@ -158,25 +161,23 @@ func (s *Server) accessLogger(dest string) (io.Writer, io.Closer, error) {
 	case "stderr":
 		w = os.Stderr
 	default:
-		f, err := os.OpenFile(dest, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		var err error
+		f, err = os.OpenFile(dest, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 		if err != nil {
 			return nil, nil, fmt.Errorf("access_log: %w", err)
 		}
-		w, closer = f, f
+		w = f
 	}
-	return &lockedWriter{w: w}, closer, nil
-}
-
-// lockedWriter serialises writes so JSON lines never interleave.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
+	var closer io.Closer
+	if f != nil {
+		closer = f
+	}
+	dest := cfg.AccessLog
+	lb := obs.NewLineBuffer(w, int(cfg.AccessLogBuffer), cfg.AccessLogFlush.Duration, closer, func(err error) {
+		s.log.Warn("access log: cannot write: the lines of this write are lost, and of the next ones until a write succeeds",
+			slog.String("access_log", dest), slog.Any("error", err))
+	})
+	return lb, lb, nil
 }
 
 func (s *Server) loadCerts(cfg *config.Config) error {
