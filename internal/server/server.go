@@ -151,9 +151,10 @@ func (g *generation) close() {
 // under its lock so that lines never interleave), whose Close writes what
 // it holds and closes a file.
 func (s *Server) accessLogger(cfg *config.Config) (io.Writer, io.Closer, error) {
+	dest := cfg.AccessLog
 	var w io.Writer
-	var f *os.File
-	switch dest := cfg.AccessLog; dest {
+	var file io.Closer // closed by the LineBuffer after its last write
+	switch dest {
 	case "off":
 		return nil, nil, nil
 	case "", "stdout":
@@ -161,19 +162,13 @@ func (s *Server) accessLogger(cfg *config.Config) (io.Writer, io.Closer, error) 
 	case "stderr":
 		w = os.Stderr
 	default:
-		var err error
-		f, err = os.OpenFile(dest, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		f, err := os.OpenFile(dest, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 		if err != nil {
 			return nil, nil, fmt.Errorf("access_log: %w", err)
 		}
-		w = f
+		w, file = f, f
 	}
-	var closer io.Closer
-	if f != nil {
-		closer = f
-	}
-	dest := cfg.AccessLog
-	lb := obs.NewLineBuffer(w, int(cfg.AccessLogBuffer), cfg.AccessLogFlush.Duration, closer, func(err error) {
+	lb := obs.NewLineBuffer(w, int(cfg.AccessLogBuffer), cfg.AccessLogFlush.Duration, file, func(err error) {
 		s.log.Warn("access log: cannot write: the lines of this write are lost, and of the next ones until a write succeeds",
 			slog.String("access_log", dest), slog.Any("error", err))
 	})
