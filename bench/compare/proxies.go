@@ -66,7 +66,10 @@ func gatewiseContender(bin, repo, note string) *contender {
 func gatewiseConfig(p params) string {
 	log := `"off"`
 	if p.accessLog {
-		log = filepath.Join(p.dir, "access.log")
+		// A file's lines are written in 64KiB batches, flushed every
+		// second (access_log_buffer and access_log_flush's defaults), as
+		// nginx's buffer=64k flush=1s below.
+		log = filepath.Join(p.dir, "access.log") + "\naccess_log_buffer: 64KiB\naccess_log_flush: 1s"
 	}
 	return fmt.Sprintf(`# gatewise: the defaults, access log %[6]s, limits raised for the idle connections.
 listeners:
