@@ -22,6 +22,10 @@ type LineBuffer struct {
 	timer   *time.Timer
 	pending bool // the timer is set
 	closed  bool
+	// next receives the Writes made after CloseInto (nil: they are
+	// dropped); used only when redirected.
+	next       io.Writer
+	redirected bool
 
 	out     sync.Mutex // held while writing to w, taken before mu is released
 	w       io.Writer
@@ -52,6 +56,14 @@ func (b *LineBuffer) Write(p []byte) (int, error) {
 	for len(b.buf) > 0 && len(b.buf)+len(p) > b.size {
 		err = b.flushAndUnlock()
 		b.mu.Lock()
+	}
+	if b.redirected {
+		next := b.next
+		b.mu.Unlock()
+		if next == nil {
+			return len(p), nil
+		}
+		return next.Write(p)
 	}
 	if b.closed || len(p) >= b.size {
 		// Written at once, in order: the buffer is empty and out is
@@ -142,12 +154,24 @@ func (b *LineBuffer) Flush() error {
 // once, and their errors are not reported. Close may be called more than
 // once; only the first closes.
 func (b *LineBuffer) Close() error {
+	return b.close(false, nil)
+}
+
+// CloseInto is Close for a reload: the lines of the requests still in
+// flight, written after it, go to next (the new config's access log; nil
+// when it is off: they are dropped) instead of a closed file.
+func (b *LineBuffer) CloseInto(next io.Writer) error {
+	return b.close(true, next)
+}
+
+func (b *LineBuffer) close(redirect bool, next io.Writer) error {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
 		return nil
 	}
 	b.closed = true
+	b.redirected, b.next = redirect, next
 	if b.timer != nil {
 		b.timer.Stop()
 	}

@@ -206,3 +206,33 @@ func TestLineBufferReportsFailuresOncePerRun(t *testing.T) {
 		t.Errorf("writes %q", got)
 	}
 }
+
+// TestLineBufferCloseInto: after CloseInto the held lines are in the
+// old destination, later lines go to the next writer, and with no next
+// writer they are dropped without an error.
+func TestLineBufferCloseInto(t *testing.T) {
+	t.Parallel()
+	old, next := &recordingWriter{}, &recordingWriter{}
+	b := NewLineBuffer(old, 1024, time.Hour, old, nil)
+	_, _ = b.Write([]byte("before\n"))
+	if err := b.CloseInto(next); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := b.Write([]byte("in flight\n")); n != 10 || err != nil {
+		t.Fatalf("Write after CloseInto: %d, %v", n, err)
+	}
+	if got := old.snapshot(); len(got) != 1 || got[0] != "before\n" || !old.closed {
+		t.Errorf("old destination: %q, closed %v", got, old.closed)
+	}
+	if got := next.snapshot(); len(got) != 1 || got[0] != "in flight\n" {
+		t.Errorf("next destination: %q", got)
+	}
+	if err := b.Close(); err != nil { // already closed: nothing changes
+		t.Fatal(err)
+	}
+	off := NewLineBuffer(&recordingWriter{}, 1024, time.Hour, nil, nil)
+	_ = off.CloseInto(nil)
+	if n, err := off.Write([]byte("dropped\n")); n != 8 || err != nil {
+		t.Errorf("Write after CloseInto(nil): %d, %v", n, err)
+	}
+}

@@ -115,3 +115,55 @@ func TestAccessLogFileBuffered(t *testing.T) {
 		}
 	}
 }
+
+// TestAccessLogReloadKeepsInFlightLines: a request in flight across a
+// reload has its line written to the new access log, not lost in the
+// old one's closed file.
+func TestAccessLogReloadKeepsInFlightLines(t *testing.T) {
+	t.Parallel()
+	started := make(chan struct{}, 1)
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			started <- struct{}{}
+			<-release
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	defer up.Close()
+	dir := t.TempDir()
+	first, second := filepath.Join(dir, "first.log"), filepath.Join(dir, "second.log")
+	cfg := oneTargetConfig(up.URL)
+	cfg.AccessLog = first
+	cfg.AccessLogBuffer = 0 // each line at once: what is lost is not held
+	g := startGateway(t, cfg)
+
+	done := make(chan error, 1)
+	go func() {
+		res, err := http.Get(g.url + "/slow")
+		if err == nil {
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+		done <- err
+	}()
+	<-started
+	next := oneTargetConfig(up.URL)
+	next.Listeners, next.Admin = cfg.Listeners, cfg.Admin
+	next.AccessLog = second
+	next.AccessLogBuffer = 0
+	if err := g.srv.Reload(next); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the in-flight request's line in the new log", func() bool { return countLines(t, second) == 1 })
+	if b, _ := os.ReadFile(second); !strings.Contains(string(b), `"/slow"`) {
+		t.Errorf("new log: %s", b)
+	}
+	if n := countLines(t, first); n != 0 {
+		t.Errorf("old log has %d lines, want 0", n)
+	}
+}

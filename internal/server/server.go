@@ -78,7 +78,7 @@ type listenerServer interface {
 type generation struct {
 	handler   http.Handler
 	proxy     *proxy.Handler
-	accessOut io.Closer // the access-log file, nil for stdout/stderr/off
+	accessLog *obs.LineBuffer // nil when the access log is off
 }
 
 // New builds a server for cfg, which must be validated with defaults
@@ -124,39 +124,57 @@ func (s *Server) build(cfg *config.Config) (*generation, error) {
 	if err != nil {
 		return nil, fmt.Errorf("error_pages: %w", err)
 	}
-	access, closer, err := s.accessLogger(cfg)
+	access, err := s.accessLogger(cfg)
 	if err != nil {
 		return nil, err
 	}
 	ph, err := proxy.New(proxy.Options{Config: cfg, Renderer: renderer, Causes: s.causes, Metrics: s.metrics, Logger: s.log, Now: s.opts.Now, Memory: s.memory})
 	if err != nil {
-		if closer != nil {
-			_ = closer.Close()
+		if access != nil {
+			_ = access.Close()
 		}
 		return nil, err
 	}
-	al := &obs.AccessLog{Out: access, Metrics: s.metrics, Now: s.opts.Now, Tunnels: &s.tunnels}
-	return &generation{handler: al.Wrap(ph), proxy: ph, accessOut: closer}, nil
+	al := &obs.AccessLog{Metrics: s.metrics, Now: s.opts.Now, Tunnels: &s.tunnels}
+	if access != nil {
+		al.Out = access // not a nil *LineBuffer in the interface: off is a nil Out
+	}
+	return &generation{handler: al.Wrap(ph), proxy: ph, accessLog: access}, nil
 }
 
+// close stops the generation's proxy and writes and closes its access log.
 func (g *generation) close() {
 	g.proxy.Close()
-	if g.accessOut != nil {
-		_ = g.accessOut.Close()
+	if g.accessLog != nil {
+		_ = g.accessLog.Close()
 	}
 }
 
-// accessLogger opens the access-log destination (nil for "off") behind a
-// LineBuffer of access_log_buffer bytes (0: each line written at once,
-// under its lock so that lines never interleave), whose Close writes what
-// it holds and closes a file.
-func (s *Server) accessLogger(cfg *config.Config) (io.Writer, io.Closer, error) {
+// closeInto is close for a reload to next: the lines of this generation's
+// requests still in flight go to next's access log, not to a closed file.
+func (g *generation) closeInto(next *generation) {
+	g.proxy.Close()
+	if g.accessLog == nil {
+		return
+	}
+	if next.accessLog != nil {
+		_ = g.accessLog.CloseInto(next.accessLog)
+		return
+	}
+	_ = g.accessLog.CloseInto(nil)
+}
+
+// accessLogger opens the access-log destination behind a LineBuffer of
+// access_log_buffer bytes (0: each line written at once, under its lock
+// so that lines never interleave), whose Close writes what it holds and
+// closes a file; nil for "off".
+func (s *Server) accessLogger(cfg *config.Config) (*obs.LineBuffer, error) {
 	dest := cfg.AccessLog
 	var w io.Writer
 	var file io.Closer // closed by the LineBuffer after its last write
 	switch dest {
 	case "off":
-		return nil, nil, nil
+		return nil, nil
 	case "", "stdout":
 		w = s.opts.Stdout
 	case "stderr":
@@ -164,7 +182,7 @@ func (s *Server) accessLogger(cfg *config.Config) (io.Writer, io.Closer, error) 
 	default:
 		f, err := os.OpenFile(dest, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 		if err != nil {
-			return nil, nil, fmt.Errorf("access_log: %w", err)
+			return nil, fmt.Errorf("access_log: %w", err)
 		}
 		w, file = f, f
 	}
@@ -172,7 +190,7 @@ func (s *Server) accessLogger(cfg *config.Config) (io.Writer, io.Closer, error) 
 		s.log.Warn("access log: cannot write: the lines of this write are lost, and of the next ones until a write succeeds",
 			slog.String("access_log", dest), slog.Any("error", err))
 	})
-	return lb, lb, nil
+	return lb, nil
 }
 
 func (s *Server) loadCerts(cfg *config.Config) error {
@@ -397,7 +415,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 	old := s.root.Swap(gen)
 	s.cfg = cfg
 	s.metrics.ObserveReload(true)
-	old.close()
+	old.closeInto(gen)
 	return nil
 }
 
