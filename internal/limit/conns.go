@@ -104,7 +104,7 @@ func (ll *limitListener) Accept() (net.Conn, error) {
 			}
 		}
 		if reason := l.acquire(group, counted); reason != "" {
-			if tc, ok := c.(*net.TCPConn); ok {
+			if tc := tcpConnOf(c); tc != nil {
 				_ = tc.SetLinger(0) // reset: no TIME_WAIT left behind
 			}
 			_ = c.Close()
@@ -115,6 +115,22 @@ func (ll *limitListener) Accept() (net.Conn, error) {
 		}
 		return wrapConn(c, func() { l.release(group, counted) }), nil
 	}
+}
+
+// tcpConnOf returns the *net.TCPConn under c, looking through wrappers
+// that have NetConn (internal/sockio's), or nil.
+func tcpConnOf(c net.Conn) *net.TCPConn {
+	for c != nil {
+		if tc, ok := c.(*net.TCPConn); ok {
+			return tc
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return nil
+		}
+		c = u.NetConn()
+	}
+	return nil
 }
 
 // acquire takes a slot for a connection from group (counted against the

@@ -31,6 +31,7 @@ import (
 	"github.com/gatewise/gatewise/internal/limit"
 	"github.com/gatewise/gatewise/internal/obs"
 	"github.com/gatewise/gatewise/internal/proxy"
+	"github.com/gatewise/gatewise/internal/sockio"
 )
 
 // Options are what a Server needs besides its config.
@@ -234,6 +235,9 @@ func (s *Server) Start() error {
 			s.closeListeners()
 			return fmt.Errorf("listen on %s: %w", l.Address, err)
 		}
+		// Sockets read and written with raw system calls
+		// (internal/sockio), under the connection limits.
+		ln = sockio.Listener(ln)
 		if maxConns > 0 || maxPerIP > 0 {
 			ln = conns.Listener(ln)
 		}

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/gatewise/gatewise/internal/sockio"
 )
 
 // ErrRetiredIdle is returned, before anything is written, by a pooled
@@ -97,7 +99,7 @@ func Dialer(dial func(ctx context.Context, network, addr string) (net.Conn, erro
 		if err != nil {
 			return nil, err
 		}
-		return &Conn{Conn: c, idle: learner(addr), now: now}, nil
+		return &Conn{Conn: sockio.Wrap(c), idle: learner(addr), now: now}, nil
 	}
 }
 

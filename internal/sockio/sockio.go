@@ -1,0 +1,149 @@
+// Package sockio reads and writes the gateway's TCP sockets with raw
+// system calls: Wrap returns a net.Conn whose Read and Write call read(2)
+// and write(2) through the socket's syscall.RawConn with
+// syscall.RawSyscall, rather than through the Go runtime's syscall
+// entry and exit.
+//
+// The sockets are non-blocking (the runtime's poller waits for them), so
+// neither call can block: a socket with nothing to read or no room to
+// write answers EAGAIN at once, and the RawConn then waits in the poller
+// as net.Conn does. What the raw call saves is the runtime's
+// bookkeeping around a system call that may block, and with it the
+// monitor thread taking the processor away from a thread preempted in
+// the middle of a loopback write (which runs the receiver's TCP path):
+// side by side under the same load, 1.04 to 1.07 times the requests/s of
+// the same build, with p99 no worse (docs/performance.md).
+//
+// Errors are the ones net.Conn returns: a *net.OpError with Op "read" or
+// "write" around the system call's error, io.EOF at the end of the
+// stream, os.ErrDeadlineExceeded and net.ErrClosed through errors.Is.
+// Deadlines set on the connection apply. On systems other than Linux,
+// Wrap returns the connection unchanged.
+package sockio
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+)
+
+// Conn is a TCP connection read and written with raw system calls. Make
+// one with Wrap. Its methods are safe for concurrent use as net.Conn's
+// are: reads are serialized with reads, writes with writes.
+type Conn struct {
+	net.Conn
+	rc syscall.RawConn
+
+	rmu  sync.Mutex // serializes Read, and guards the fields the read callback uses
+	rbuf []byte
+	rn   int
+	rerr error
+	rfn  func(uintptr) bool // rawRead bound once: no closure per call
+
+	wmu  sync.Mutex // serializes Write, and guards the write callback's fields
+	wbuf []byte
+	wn   int
+	werr error
+	wfn  func(uintptr) bool
+}
+
+// Read reads from the socket, as net.Conn's Read does.
+func (c *Conn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	c.rbuf, c.rn, c.rerr = p, 0, nil
+	err := c.rc.Read(c.rfn)
+	c.rbuf = nil
+	switch {
+	case err != nil:
+		return 0, c.opError("read", err)
+	case c.rerr != nil:
+		return 0, c.opError("read", os.NewSyscallError("read", c.rerr))
+	case c.rn == 0:
+		return 0, io.EOF
+	}
+	return c.rn, nil
+}
+
+// Write writes all of p to the socket, waiting for room as net.Conn's
+// Write does.
+func (c *Conn) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wbuf, c.wn, c.werr = p, 0, nil
+	err := c.rc.Write(c.wfn)
+	n := c.wn
+	c.wbuf = nil
+	switch {
+	case err != nil:
+		return n, c.opError("write", err)
+	case c.werr != nil:
+		return n, c.opError("write", os.NewSyscallError("write", c.werr))
+	}
+	return n, nil
+}
+
+// opError wraps err as net.Conn's methods do: a RawConn's own errors
+// (closed, deadline) come as an OpError with Op "raw-read" or
+// "raw-write", whose inner error is kept.
+func (c *Conn) opError(op string, err error) error {
+	if oe := (*net.OpError)(nil); errors.As(err, &oe) {
+		err = oe.Err
+	}
+	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+}
+
+// ReadFrom lets io.Copy into the connection use the wrapped connection's
+// ReadFrom (splice between sockets, sendfile) when it has one.
+func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c}, r)
+}
+
+// WriteTo lets io.Copy out of the connection use the wrapped
+// connection's WriteTo when it has one.
+func (c *Conn) WriteTo(w io.Writer) (int64, error) {
+	if wt, ok := c.Conn.(io.WriterTo); ok {
+		return wt.WriteTo(w)
+	}
+	return io.Copy(w, struct{ io.Reader }{c})
+}
+
+// Listener returns ln whose accepted connections are wrapped by Wrap.
+func Listener(ln net.Listener) net.Listener { return listener{ln} }
+
+type listener struct{ net.Listener }
+
+func (l listener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return Wrap(c), nil
+}
+
+// SyscallConn returns the socket's RawConn.
+func (c *Conn) SyscallConn() (syscall.RawConn, error) { return c.rc, nil }
+
+// NetConn returns the wrapped connection.
+func (c *Conn) NetConn() net.Conn { return c.Conn }
+
+// CloseWrite shuts down the writing side of the wrapped connection when
+// it can (a *net.TCPConn); else it does nothing.
+func (c *Conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
