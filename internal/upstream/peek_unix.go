@@ -44,7 +44,7 @@ func (p *socketPeeker) peek() peekResult {
 		return peekUnknown
 	}
 	for {
-		n, _, err := syscall.Recvfrom(p.fd, p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		n, err := recvPeek(p.fd, p.buf[:])
 		switch {
 		case n > 0:
 			return peekData
