@@ -34,7 +34,9 @@ type Conn struct {
 	writes    atomic.Int64
 	// managed is set by a Transport that checks the connection's idle
 	// time itself before each request, before any of the request's body
-	// is read: Write then does not retire it halfway.
+	// is read: Write then does not retire it halfway. The Transport also
+	// sets lastWrite when it sends a request and lastRead when it puts
+	// the connection back in its pool, so Read and Write read no clock.
 	managed bool
 }
 
@@ -44,7 +46,9 @@ func (c *Conn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if n > 0 {
 		c.read.Add(int64(n))
-		c.lastRead.Store(c.now().UnixNano())
+		if !c.managed {
+			c.lastRead.Store(c.now().UnixNano())
+		}
 	}
 	if err != nil && n == 0 && peerClosed(err) {
 		c.observeClosed()
@@ -69,8 +73,12 @@ func (c *Conn) observeClosed() {
 // has been idle past its target's learned keep-alive timeout: then it
 // closes the connection and returns ErrRetiredIdle without writing.
 func (c *Conn) Write(b []byte) (int, error) {
+	if c.managed {
+		c.writes.Add(1)
+		return c.Conn.Write(b)
+	}
 	now := c.now().UnixNano()
-	if c.idle != nil && !c.managed && c.writes.Load() > 0 {
+	if c.idle != nil && c.writes.Load() > 0 {
 		if limit := c.idle.RetireAfter(); limit > 0 {
 			last := max(c.lastRead.Load(), c.lastWrite.Load())
 			if time.Duration(now-last) > limit && c.lastRead.Load() >= c.lastWrite.Load() {

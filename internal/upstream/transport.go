@@ -244,9 +244,17 @@ func (t *Transport) roundTrip(req *http.Request, scheme, host string, now time.T
 		return nil, errors.New("upstream transport: request without a URL")
 	}
 	key := connKey{tls: scheme == "https", addr: host}
+	if now.IsZero() {
+		now = t.now()
+	}
 	cc, err := t.getConn(ctx, key, now, o, traceDial)
 	if err != nil {
 		return nil, err
+	}
+	if cc.raw != nil {
+		// The request's write, for the idle learning: the Conn of a
+		// transport reads no clock of its own (see Conn.managed).
+		cc.raw.lastWrite.Store(now.UnixNano())
 	}
 	return cc.roundTrip(ctx, req, scheme, o)
 }
@@ -446,6 +454,7 @@ func (t *Transport) dialConn(ctx context.Context, key connKey, o Observer) (*cli
 	sock := conn // the socket, under any wrapper
 	if raw != nil {
 		raw.managed = true
+		raw.now = t.now // one clock for its idle times and the pool's
 		sock = raw.Conn
 	}
 	if key.tls {
@@ -511,6 +520,10 @@ func (e tlsTimeoutError) Temporary() bool { return true }
 // full or closed.
 func (t *Transport) putIdle(cc *clientConn) {
 	cc.idleSince = t.now()
+	if cc.raw != nil {
+		// The end of the response: the idle time starts here.
+		cc.raw.lastRead.Store(cc.idleSince.UnixNano())
+	}
 	t.mu.Lock()
 	if t.closed || len(t.idle[cc.key]) >= t.maxIdlePerHost {
 		t.mu.Unlock()
