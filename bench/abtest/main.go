@@ -335,31 +335,13 @@ func buildCompare(ctx context.Context, repo, dir string, stderr io.Writer) (stri
 }
 
 // raiseNofile raises this process's open-files limit, which the gateways
-// inherit, to want when it is lower and the hard limit allows (or as root),
-// else to the hard limit, and fails if it stays below want.
+// inherit, to want, and fails if it stays below.
 func raiseNofile(want int) (uint64, error) {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		return 0, fmt.Errorf("open-files limit: %w", err)
+	cur, err := benchkit.RaiseNofile(uint64(want))
+	if err == nil && cur < uint64(want) {
+		err = fmt.Errorf("open-files limit %d is too low for -connections: raise it (ulimit -n %d) or lower -connections", cur, want)
 	}
-	w := uint64(want)
-	if rl.Cur >= w {
-		return rl.Cur, nil
-	}
-	try := syscall.Rlimit{Cur: w, Max: max(w, rl.Max)}
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &try); err != nil {
-		try = syscall.Rlimit{Cur: rl.Max, Max: rl.Max}
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &try); err != nil {
-			return 0, fmt.Errorf("open-files limit: %w", err)
-		}
-	}
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		return 0, fmt.Errorf("open-files limit: %w", err)
-	}
-	if rl.Cur < w {
-		return rl.Cur, fmt.Errorf("open-files limit %d is too low for -connections: raise it (ulimit -n %d) or lower -connections", rl.Cur, w)
-	}
-	return rl.Cur, nil
+	return cur, err
 }
 
 // finite reports whether v is a number other than an infinity.

@@ -455,27 +455,14 @@ func runPage(args []string, stdout, stderr io.Writer) error {
 // for conns (each of this process and the proxy holds one file per idle
 // connection).
 func raiseNofile(conns int) (uint64, error) {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		return 0, fmt.Errorf("open-files limit: %w", err)
+	cur, err := benchkit.RaiseNofile(uint64(max(65536, 4*conns+1024)))
+	if err != nil {
+		return 0, err
 	}
-	want := uint64(max(65536, 4*conns+1024))
-	if rl.Cur < want {
-		try := syscall.Rlimit{Cur: want, Max: max(want, rl.Max)}
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &try); err != nil {
-			try = syscall.Rlimit{Cur: rl.Max, Max: rl.Max}
-			if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &try); err != nil {
-				return 0, fmt.Errorf("open-files limit: %w", err)
-			}
-		}
-		if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-			return 0, fmt.Errorf("open-files limit: %w", err)
-		}
+	if cur < uint64(conns+1024) {
+		return cur, fmt.Errorf("open-files limit %d is too low for %d idle connections: raise it (ulimit -n %d) or lower -idle-conns", cur, conns, 2*conns+1024)
 	}
-	if rl.Cur < uint64(conns+1024) {
-		return rl.Cur, fmt.Errorf("open-files limit %d is too low for %d idle connections: raise it (ulimit -n %d) or lower -idle-conns", rl.Cur, conns, 2*conns+1024)
-	}
-	return rl.Cur, nil
+	return cur, nil
 }
 
 // versions returns each program's version line.
