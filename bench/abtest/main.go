@@ -36,24 +36,15 @@ import (
 	"math"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/gatewise/gatewise/bench/internal/benchkit"
 )
 
 func main() {
-	os.Exit(mainCode())
-}
-
-func mainCode() int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	return benchkit.ExitCode("abtest", err, os.Stderr)
+	os.Exit(benchkit.Main("abtest", run))
 }
 
 // The values of -access-log.

@@ -26,25 +26,16 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/gatewise/gatewise/bench/internal/benchkit"
 )
 
 func main() {
-	os.Exit(mainCode())
-}
-
-func mainCode() int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	return benchkit.ExitCode("chaos", err, os.Stderr)
+	os.Exit(benchkit.Main("chaos", run))
 }
 
 // options are the command-line flags.

@@ -24,7 +24,7 @@ import (
 // starts os.Executable() with "upstream" as its first argument.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "upstream" {
-		os.Exit(mainCode())
+		os.Exit(benchkit.Main("compare", dispatch))
 	}
 	os.Exit(m.Run())
 }

@@ -29,33 +29,28 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/gatewise/gatewise/bench/internal/benchkit"
 )
 
 func main() {
-	os.Exit(mainCode())
+	os.Exit(benchkit.Main("compare", dispatch))
 }
 
-func mainCode() int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	var err error
+// dispatch runs the subcommand named by args[0] ("upstream", "page"), or
+// the benchmark itself.
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch {
-	case len(os.Args) > 1 && os.Args[1] == "upstream":
-		err = runUpstream(ctx, os.Args[2:], os.Stderr)
-	case len(os.Args) > 1 && os.Args[1] == "page":
-		err = runPage(os.Args[2:], os.Stdout, os.Stderr)
-	default:
-		err = run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	case len(args) > 0 && args[0] == "upstream":
+		return runUpstream(ctx, args[1:], stderr)
+	case len(args) > 0 && args[0] == "page":
+		return runPage(args[1:], stdout, stderr)
 	}
-	return benchkit.ExitCode("compare", err, os.Stderr)
+	return run(ctx, args, stdout, stderr)
 }
 
 // The scenarios, by their names in -scenarios.

@@ -26,26 +26,17 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/gatewise/gatewise/bench/internal/benchkit"
 )
 
 func main() {
-	os.Exit(mainCode())
-}
-
-func mainCode() int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	return benchkit.ExitCode("fastcgi", err, os.Stderr)
+	os.Exit(benchkit.Main("fastcgi", run))
 }
 
 // options are the command-line flags.

@@ -1,10 +1,14 @@
 package benchkit
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 )
 
 // ErrUsage is returned by ParseFlags for a bad command line, whose
@@ -44,4 +48,14 @@ func ExitCode(name string, err error, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stderr, name+": "+OneLine(err.Error()))
 	return 1
+}
+
+// Main runs a benchmark program: run gets the command-line arguments
+// after the program's name, its output streams, and a context cancelled
+// by SIGINT or SIGTERM (so that every process it started is stopped);
+// Main returns ExitCode's status for run's error, for os.Exit.
+func Main(name string, run func(ctx context.Context, args []string, stdout, stderr io.Writer) error) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return ExitCode(name, run(ctx, os.Args[1:], os.Stdout, os.Stderr), os.Stderr)
 }
