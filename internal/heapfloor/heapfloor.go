@@ -47,8 +47,15 @@ func FloorWithin(limit int64) int64 {
 const runtimeMinimumHeap = 4 << 20
 
 // liveMetric is the runtime metric read after each collection: the heap
-// marked live by it.
-const liveMetric = "/gc/heap/live:bytes"
+// marked live by it. gogcMetric is GOGC, read once at Start.
+const (
+	liveMetric = "/gc/heap/live:bytes"
+	gogcMetric = "/gc/gogc:percent"
+)
+
+// maxBase is the largest starting GOGC the floor works with; above it
+// (GOGC=off reads as the largest uint64) Start does nothing.
+const maxBase = 1 << 30
 
 // Keeper holds the floor. Make one with Start; Stop ends it.
 type Keeper struct {
@@ -74,11 +81,12 @@ func Start(floor int64, getenv func(string) string) *Keeper {
 	if floor <= 0 {
 		floor = DefaultFloor
 	}
-	base := debug.SetGCPercent(100)
-	debug.SetGCPercent(base)
-	if base <= 0 {
-		return nil
+	gogc := []metrics.Sample{{Name: gogcMetric}}
+	metrics.Read(gogc)
+	if gogc[0].Value.Kind() != metrics.KindUint64 || gogc[0].Value.Uint64() == 0 || gogc[0].Value.Uint64() > maxBase {
+		return nil // off (it reads as the largest uint64), or unknown
 	}
+	base := int(gogc[0].Value.Uint64())
 	k := &Keeper{floor: floor, base: base, percent: base,
 		sample: []metrics.Sample{{Name: liveMetric}}}
 	k.adjust()

@@ -349,11 +349,8 @@ func dialTrace(ctx context.Context, o Observer) context.Context {
 }
 
 // getConn returns a live idle connection to key, or dials one; now is the
-// time, or zero for a reading of the Transport's clock.
+// time, read from the Transport's clock.
 func (t *Transport) getConn(ctx context.Context, key connKey, now time.Time, o Observer, traceDial bool) (*clientConn, error) {
-	if now.IsZero() {
-		now = t.now()
-	}
 	for {
 		cc := t.popIdle(key)
 		if cc == nil {
