@@ -97,14 +97,6 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 // run is the whole program; it stops every child and listener it started
 // before it returns, whatever happens.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("internal error: %v", r)
-		}
-	}()
-	if !benchkit.Supported {
-		return errors.New("chaos runs on Linux only")
-	}
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		return err

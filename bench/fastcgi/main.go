@@ -190,9 +190,6 @@ type runResult struct {
 // run is the whole program; it stops every child it started before it
 // returns, whatever happens.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
-	if !benchkit.Supported {
-		return errors.New("fastcgi runs on Linux only")
-	}
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		return err

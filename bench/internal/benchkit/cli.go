@@ -52,10 +52,26 @@ func ExitCode(name string, err error, stderr io.Writer) int {
 
 // Main runs a benchmark program: run gets the command-line arguments
 // after the program's name, its output streams, and a context cancelled
-// by SIGINT or SIGTERM (so that every process it started is stopped);
-// Main returns ExitCode's status for run's error, for os.Exit.
+// by SIGINT or SIGTERM (so that every process it started is stopped).
+// Main returns ExitCode's status for run's error, for os.Exit: an error
+// on systems other than Linux (Supported), and a panic in run becomes an
+// "internal error" line after run's deferred clean-up has stopped what it
+// started.
 func Main(name string, run func(ctx context.Context, args []string, stdout, stderr io.Writer) error) int {
+	if !Supported {
+		return ExitCode(name, errors.New(name+" runs on Linux only"), os.Stderr)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return ExitCode(name, run(ctx, os.Args[1:], os.Stdout, os.Stderr), os.Stderr)
+	return ExitCode(name, runRecovered(ctx, run), os.Stderr)
+}
+
+// runRecovered calls run, turning a panic into an error.
+func runRecovered(ctx context.Context, run func(ctx context.Context, args []string, stdout, stderr io.Writer) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error: %v", r)
+		}
+	}()
+	return run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 }

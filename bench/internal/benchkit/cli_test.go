@@ -1,6 +1,7 @@
 package benchkit
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -59,5 +60,23 @@ func TestExitCode(t *testing.T) {
 		if got := ExitCode("prog", tc.err, &stderr); got != tc.code || stderr.String() != tc.stderr {
 			t.Errorf("ExitCode(%v) = %d, printed %q; want %d, %q", tc.err, got, stderr.String(), tc.code, tc.stderr)
 		}
+	}
+}
+
+func TestRunRecoveredTurnsAPanicIntoAnError(t *testing.T) {
+	cleaned := false
+	err := runRecovered(context.Background(), func(context.Context, []string, io.Writer, io.Writer) error {
+		defer func() { cleaned = true }()
+		panic("boom")
+	})
+	if err == nil || err.Error() != "internal error: boom" {
+		t.Errorf("err = %v, want internal error: boom", err)
+	}
+	if !cleaned {
+		t.Error("run's deferred clean-up did not run")
+	}
+	var stderr strings.Builder
+	if code := ExitCode("prog", err, &stderr); code != 1 || stderr.String() != "prog: internal error: boom\n" {
+		t.Errorf("exit %d, stderr %q", code, stderr.String())
 	}
 }
