@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,6 +55,26 @@ func (w *response) reset(req *http.Request) {
 
 // Header returns the answer's header map.
 func (w *response) Header() http.Header { return w.header }
+
+// AdoptHeader makes h the answer's header map in place of old, the map
+// Header returned, when old is still that map, is empty and the head is
+// not written; it reports whether it did. A proxy hands over the
+// upstream's header map this way rather than copying it field by field.
+// The server keeps h for the connection's later answers (clearing it at
+// the next request), so the caller must not touch h once the handler has
+// returned.
+func (w *response) AdoptHeader(old, h http.Header) bool {
+	if h == nil || w.c.hijacked || w.committed || w.wroteHeader || len(w.header) != 0 || !sameMap(w.header, old) {
+		return false
+	}
+	w.header = h
+	return true
+}
+
+// sameMap reports whether a and b are the same map.
+func sameMap(a, b http.Header) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+}
 
 // WriteHeader sends an interim (1xx) answer at once, or sets the final
 // status. The head of an answer whose length is known (a Content-Length,

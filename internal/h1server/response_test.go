@@ -400,3 +400,54 @@ func TestLateContentLength(t *testing.T) {
 		}
 	}
 }
+
+// TestAdoptHeader checks that a handler can hand over a header map whole:
+// its fields go out, the next answer on the connection starts empty, and
+// the hand-over is refused when fields were set, the status was written or
+// the map passed as the old one is not the writer's.
+func TestAdoptHeader(t *testing.T) {
+	type adopter interface{ AdoptHeader(old, h http.Header) bool }
+	ts := start(t, routes{
+		"/adopt": func(w http.ResponseWriter, r *http.Request) {
+			h := http.Header{"X-Upstream": {"1"}, "Content-Type": {"text/x-adopted"}}
+			if !w.(adopter).AdoptHeader(w.Header(), h) {
+				t.Error("AdoptHeader refused an empty map")
+			}
+			if w.Header().Get("X-Upstream") != "1" {
+				t.Error("Header does not return the adopted map")
+			}
+			_, _ = io.WriteString(w, "adopted")
+		},
+		"/plain": func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, "plain")
+		},
+		"/refused": func(w http.ResponseWriter, r *http.Request) {
+			a := w.(adopter)
+			if a.AdoptHeader(http.Header{}, http.Header{"X-A": {"1"}}) {
+				t.Error("AdoptHeader took a map for another writer's")
+			}
+			w.Header().Set("X-Set", "1")
+			if a.AdoptHeader(w.Header(), http.Header{"X-B": {"1"}}) {
+				t.Error("AdoptHeader replaced a map with fields")
+			}
+			delete(w.Header(), "X-Set")
+			w.WriteHeader(http.StatusAccepted)
+			if a.AdoptHeader(w.Header(), http.Header{"X-C": {"1"}}) {
+				t.Error("AdoptHeader replaced the map after WriteHeader")
+			}
+		},
+	})
+	c := ts.dial(t)
+	resp, body := c.roundTrip("GET /adopt HTTP/1.1\r\nHost: h\r\n\r\n")
+	if resp.Header.Get("X-Upstream") != "1" || resp.Header.Get("Content-Type") != "text/x-adopted" || body != "adopted" {
+		t.Errorf("adopted answer: %v %q", resp.Header, body)
+	}
+	resp, body = c.roundTrip("GET /plain HTTP/1.1\r\nHost: h\r\n\r\n")
+	if resp.Header.Get("X-Upstream") != "" || body != "plain" {
+		t.Errorf("the next answer kept the adopted fields: %v %q", resp.Header, body)
+	}
+	resp, _ = c.roundTrip("GET /refused HTTP/1.1\r\nHost: h\r\n\r\n")
+	if resp.StatusCode != http.StatusAccepted || resp.Header.Get("X-A")+resp.Header.Get("X-B")+resp.Header.Get("X-C") != "" {
+		t.Errorf("refused answer: %d %v", resp.StatusCode, resp.Header)
+	}
+}

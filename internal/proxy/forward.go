@@ -42,11 +42,15 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, pp *poolProxy,
 	h.modifyResponseOf(res, ex)
 	removeHopByHop(res.Header)
 	dst := w.Header()
-	for k, vv := range res.Header {
-		if prior, ok := dst[k]; ok {
-			dst[k] = append(prior, vv...)
-		} else {
-			dst[k] = vv
+	if len(dst) == 0 && adoptHeader(w, dst, res.Header) {
+		dst = res.Header
+	} else {
+		for k, vv := range res.Header {
+			if prior, ok := dst[k]; ok {
+				dst[k] = append(prior, vv...)
+			} else {
+				dst[k] = vv
+			}
 		}
 	}
 	announced := len(res.Trailer)
@@ -77,6 +81,32 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, pp *poolProxy,
 			for _, v := range vv {
 				dst.Add(k, v)
 			}
+		}
+	}
+}
+
+// headerAdopter is the gateway's HTTP/1 server's response (h1server),
+// which can take a header map whole.
+type headerAdopter interface {
+	AdoptHeader(old, h http.Header) bool
+}
+
+// adoptHeader makes h the header map of w's answer, in place of dst (the
+// empty map w.Header returned), when the writer beneath w's wrappers can
+// take it (h1server's can; net/http's HTTP/2 writer cannot): the upstream's
+// fields then go out without being copied into a second map. It reports
+// whether it did; the server keeps h after the handler returns.
+func adoptHeader(w http.ResponseWriter, dst, h http.Header) bool {
+	for {
+		if a, ok := w.(headerAdopter); ok {
+			return a.AdoptHeader(dst, h)
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return false
+		}
+		if w = u.Unwrap(); w == nil {
+			return false
 		}
 	}
 }

@@ -48,11 +48,14 @@ type Transport struct {
 	tlsConfig             *tls.Config
 	tlsHandshakeTimeout   time.Duration
 	responseHeaderTimeout time.Duration
-	idleTimeout           time.Duration
-	maxIdlePerHost        int
-	maxHeaderBytes        int64
-	now                   func() time.Time
-	learner               func(addr string) *IdleLearner
+	// systemClock: now is time.Now, so its readings may time socket
+	// deadlines.
+	systemClock    bool
+	idleTimeout    time.Duration
+	maxIdlePerHost int
+	maxHeaderBytes int64
+	now            func() time.Time
+	learner        func(addr string) *IdleLearner
 
 	buffers sync.Pool // *[]byte of 32 KiB
 
@@ -124,6 +127,7 @@ func NewTransport(o TransportOptions) *Transport {
 	}
 	if t.now == nil {
 		t.now = time.Now
+		t.systemClock = true
 	}
 	return t
 }
@@ -154,6 +158,10 @@ type clientConn struct {
 	// wake wakes any blocked read or write on conn; made once per
 	// connection so that each request's context.AfterFunc need not.
 	wake func()
+	// readDeadline is the read deadline set on conn (zero: none), so
+	// that the response header timeout's deadline need not be set for
+	// every request (see armHeaderDeadline).
+	readDeadline time.Time
 }
 
 // The errors of the exchange itself. Each is a protocol error in the cause
@@ -256,7 +264,7 @@ func (t *Transport) roundTrip(req *http.Request, scheme, host string, now time.T
 		// transport reads no clock of its own (see Conn.managed).
 		cc.raw.lastWrite.Store(now.UnixNano())
 	}
-	return cc.roundTrip(ctx, req, scheme, o)
+	return cc.roundTrip(ctx, req, scheme, o, now)
 }
 
 // Observer follows one round trip, as an httptrace.ClientTrace does. The
@@ -418,7 +426,7 @@ func (cc *clientConn) alive() bool {
 		if !cc.key.tls {
 			return false
 		}
-		if err := cc.conn.SetReadDeadline(time.Now().Add(time.Millisecond)); err != nil {
+		if err := cc.setReadDeadline(time.Now().Add(time.Millisecond)); err != nil {
 			return false
 		}
 		_, err := cc.br.Peek(1)
@@ -426,7 +434,7 @@ func (cc *clientConn) alive() bool {
 		if !errors.As(err, &ne) || !ne.Timeout() {
 			return false // application data, close_notify or EOF
 		}
-		return cc.conn.SetReadDeadline(time.Time{}) == nil
+		return cc.setReadDeadline(time.Time{}) == nil
 	}
 	return true // cannot tell: the write or the response will
 }
@@ -693,7 +701,7 @@ func (w wakeOnCancel) stop() bool {
 
 // roundTrip makes one exchange on cc, which the caller no longer holds;
 // scheme is the target's.
-func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, scheme string, o Observer) (*http.Response, error) {
+func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, scheme string, o Observer, now time.Time) (*http.Response, error) {
 	// A cancelled request (visitor gone, request or per-try timeout)
 	// wakes any blocked read or write.
 	wake := onCancel(ctx, cc.wake)
@@ -720,7 +728,7 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, scheme s
 		o.WroteRequest()
 	}
 	if cc.t.responseHeaderTimeout > 0 {
-		if err := cc.conn.SetReadDeadline(time.Now().Add(cc.t.responseHeaderTimeout)); err != nil {
+		if err := cc.armHeaderDeadline(req, now); err != nil {
 			return fail(err)
 		}
 	}
@@ -730,8 +738,10 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, scheme s
 	}
 	res := &resp.res
 	if cc.t.responseHeaderTimeout > 0 {
-		if err := cc.conn.SetReadDeadline(time.Time{}); err != nil {
-			return fail(err)
+		if !cc.bodyBuffered(req, res) {
+			if err := cc.setReadDeadline(time.Time{}); err != nil {
+				return fail(err)
+			}
 		}
 		if ctx.Err() != nil {
 			// Cancelled after the headers: its deadline, set by stop's
@@ -785,13 +795,62 @@ func (cc *clientConn) responseWaiting() bool {
 	if cc.br.Buffered() > 0 {
 		return true
 	}
-	if err := cc.conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
+	if err := cc.setReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
 		return false
 	}
 	_, err := cc.br.Peek(1)
 	// The response is read without this deadline (or with the response
 	// header timeout).
-	return err == nil && cc.conn.SetReadDeadline(time.Time{}) == nil
+	return err == nil && cc.setReadDeadline(time.Time{}) == nil
+}
+
+// setReadDeadline sets conn's read deadline and notes it.
+func (cc *clientConn) setReadDeadline(t time.Time) error {
+	cc.readDeadline = t
+	return cc.conn.SetReadDeadline(t)
+}
+
+// armHeaderDeadline makes sure the response's head arrives within the
+// response header timeout of the request's write. Setting a socket
+// deadline costs a runtime timer update, so the deadline is set a slack
+// later than the timeout (a sixteenth of it, at most a second) and left in
+// place after an answer whose body was already read with its head
+// (bodyBuffered): a later request on the connection sets it again only
+// when less than the timeout is left. The timeout thus fires between the
+// timeout and the timeout plus the slack after the request was written.
+//
+// start is the transport's clock read when the round trip began; it stands
+// for the time of the write, saving a reading, when it is the system clock,
+// the request had no body to send and the connection was reused (a
+// deadline is set), so that only a short write lies between: less than
+// the slack.
+func (cc *clientConn) armHeaderDeadline(req *http.Request, start time.Time) error {
+	d := cc.t.responseHeaderTimeout
+	now := start
+	if !cc.t.systemClock || now.IsZero() || cc.readDeadline.IsZero() || (req.Body != nil && req.Body != http.NoBody) {
+		now = time.Now()
+	}
+	if !cc.readDeadline.IsZero() && !cc.readDeadline.Before(now.Add(d)) {
+		return nil
+	}
+	return cc.setReadDeadline(now.Add(d + min(d/16, time.Second)))
+}
+
+// bodyBuffered reports whether the body of res, the answer to req, needs
+// no further read from the socket: it has none, or all of it came with the
+// head. The response header timeout's deadline may then stay set.
+func (cc *clientConn) bodyBuffered(req *http.Request, res *http.Response) bool {
+	switch {
+	case res.StatusCode == http.StatusSwitchingProtocols:
+		return false
+	case req.Method == http.MethodHead || res.StatusCode == http.StatusNoContent || res.StatusCode == http.StatusNotModified:
+		return true
+	case len(res.TransferEncoding) > 0:
+		return false
+	case res.ContentLength >= 0:
+		return int64(cc.br.Buffered()) >= res.ContentLength
+	}
+	return false
 }
 
 // writeRequest writes the request line, the headers and the body into the

@@ -905,6 +905,67 @@ func TestTransportDeadlinesUseSystemClock(t *testing.T) {
 	}
 }
 
+// TestTransportHeaderDeadlineKept checks the response header timeout's
+// deadline, which stays set on a connection after an answer that came
+// whole with its head: a connection idle past it is set again before its
+// next request, a body slower than the timeout is not cut, and a reused
+// connection whose upstream does not answer still times out.
+func TestTransportHeaderDeadlineKept(t *testing.T) {
+	t.Parallel()
+	const timeout = 100 * time.Millisecond
+	srv := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+		for {
+			req, _, err := readRequest(br)
+			if err != nil {
+				return
+			}
+			switch req.URL.Path {
+			case "/hang":
+				hang(c, br)
+				return
+			case "/slow-body":
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab")
+				time.Sleep(3 * timeout)
+				_, _ = io.WriteString(c, "cd")
+			default:
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			}
+		}
+	})
+	tr := newTestTransport(t, TransportOptions{MaxIdleConnsPerHost: 4, ResponseHeaderTimeout: timeout})
+	if _, body := fetch(t, tr, nil, srv.url("/")); body != "ok" {
+		t.Fatalf("body %q", body)
+	}
+	// Idle past the deadline the first answer left set.
+	time.Sleep(3 * timeout)
+	p := &phaseTrace{}
+	if _, body := fetch(t, tr, p, srv.url("/")); body != "ok" {
+		t.Fatalf("after idling: body %q", body)
+	}
+	if _, reused := p.state(); !slices.Equal(reused, []bool{true}) {
+		t.Fatalf("after idling: reused %v, want the same connection", reused)
+	}
+	if _, body := fetch(t, tr, nil, srv.url("/slow-body")); body != "abcd" {
+		t.Fatalf("slow body %q", body)
+	}
+	p = &phaseTrace{}
+	res, err := roundTrip(tr, p, http.MethodGet, srv.url("/hang"), nil)
+	if err == nil {
+		_ = res.Body.Close()
+		t.Fatal("no error from an upstream that never answers")
+	}
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Errorf("err = %v, not a net.Error timeout", err)
+	}
+	if _, reused := p.state(); !slices.Equal(reused, []bool{true}) {
+		t.Errorf("hang: reused %v, want the same connection", reused)
+	}
+	if n := srv.accepts.Load(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
+	}
+}
+
 func TestTransportCloseIdleConnections(t *testing.T) {
 	t.Parallel()
 	srv, closed := closeWatch(t)
