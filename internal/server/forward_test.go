@@ -172,6 +172,53 @@ func TestForwardResponseHeaders(t *testing.T) {
 	}
 }
 
+// TestForwardResponseHeadersPerAnswer checks, on one keep-alive visitor
+// connection, that each answer carries its own upstream's fields and no
+// field of the answer before it (the server takes the upstream's header
+// map whole and keeps it for the connection's next answer).
+func TestForwardResponseHeadersPerAnswer(t *testing.T) {
+	t.Parallel()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/a" {
+			w.Header().Set("X-Only-A", "1")
+		}
+		w.Header().Set("X-Path", r.URL.Path)
+		_, _ = io.WriteString(w, r.URL.Path)
+	}))
+	t.Cleanup(up.Close)
+	g := startGateway(t, oneTargetConfig(up.URL))
+	c, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	for _, path := range []string{"/a", "/b", "/a", "/b"} {
+		if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil || string(b) != path {
+			t.Fatalf("%s: body %q, %v", path, b, err)
+		}
+		if got := res.Header.Get("X-Path"); got != path {
+			t.Errorf("%s: X-Path %q", path, got)
+		}
+		if got, want := res.Header.Get("X-Only-A"), map[string]string{"/a": "1", "/b": ""}[path]; got != want {
+			t.Errorf("%s: X-Only-A %q, want %q", path, got, want)
+		}
+		if n := len(res.Header.Values("X-Request-Id")); n != 1 {
+			t.Errorf("%s: %d X-Request-Id fields", path, n)
+		}
+	}
+}
+
 // TestForwardTrailers checks that a chunked response's trailers reach the
 // visitor, announced or not.
 func TestForwardTrailers(t *testing.T) {
