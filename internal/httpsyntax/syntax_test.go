@@ -42,6 +42,17 @@ func TestCanonicalizeName(t *testing.T) {
 	}
 }
 
+func TestBreaksField(t *testing.T) {
+	for v, want := range map[string]bool{
+		"": false, "text/html; charset=utf-8": false, "a\tb": false, "\x7f\x80é": false,
+		"a\rb": true, "a\nSet-Cookie: x=1": true, "nul\x00": true, "\r\n": true,
+	} {
+		if got := BreaksField(v); got != want {
+			t.Errorf("BreaksField(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
+
 func TestHeaderValue(t *testing.T) {
 	h := http.Header{"X-Request-Id": {"a", "b"}, "Empty": {}, "lower": {"x"}}
 	for key, want := range map[string]string{

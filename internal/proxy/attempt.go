@@ -47,6 +47,8 @@ func newAttemptTransport(h *Handler, pool *upstream.Pool, rc config.Retry) *atte
 // request, so an attempt needs no copy of the request's URL.
 type observedRoundTripper interface {
 	RoundTripTarget(req *http.Request, scheme, host string, now time.Time, o upstream.Observer) (*http.Response, error)
+	// SystemClock reports whether the transport's clock is time.Now.
+	SystemClock() bool
 }
 
 // errPerTryTimeout is the cause of an attempt's context when its per-try
@@ -248,14 +250,20 @@ func (t *attemptTransport) attempt(req *http.Request, rec *obs.Record, target *u
 	var res *http.Response
 	var err error
 	if direct {
-		res, err = observed.RoundTripTarget(out, target.URL.Scheme, target.URL.Host, time.Time{}, tr)
+		// The attempt's start is the transport's reading too when both
+		// clocks are the system's.
+		var at time.Time
+		if h.systemClock && observed.SystemClock() {
+			at = start
+		}
+		res, err = observed.RoundTripTarget(out, target.URL.Scheme, target.URL.Host, at, tr)
 	} else {
 		res, err = t.pool.Transport.RoundTrip(out)
 	}
 	if timer != nil {
 		timer.Stop()
 	}
-	phase, phases, read := tr.state()
+	phase, phases, read, firstByte := tr.state()
 	rec.SetPhases(phases)
 	if err != nil {
 		if errors.Is(context.Cause(ctx), errPerTryTimeout) {
@@ -281,7 +289,12 @@ func (t *attemptTransport) attempt(req *http.Request, rec *obs.Record, target *u
 		end(upstream.Outcome{Err: ce, Latency: done.Sub(start), At: done})
 		return nil, ce
 	}
-	done := h.now()
+	// The attempt's end is its first byte (the head follows within
+	// microseconds), which saves a clock reading.
+	done := firstByte
+	if done.IsZero() {
+		done = h.now()
+	}
 	end(upstream.Outcome{Status: res.StatusCode, Latency: done.Sub(start), At: done})
 	if h.metrics != nil {
 		h.metrics.ObserveFirstByte(t.pool.Name, phases.FirstByte)

@@ -58,6 +58,7 @@ type Handler struct {
 	metrics     *obs.Metrics
 	log         *slog.Logger
 	now         func() time.Time
+	systemClock bool // now is time.Now
 	showDetails []netip.Prefix
 	trusted     []netip.Prefix
 	xForwarded  bool
@@ -98,6 +99,7 @@ func New(opts Options) (*Handler, error) {
 	}
 	if h.now == nil {
 		h.now = time.Now
+		h.systemClock = true
 	}
 	var err error
 	if h.showDetails, err = config.ParsePrefixes(cfg.ErrorPages.ShowDetailsTo); err != nil {

@@ -23,6 +23,8 @@ type attemptTrace struct {
 	phase                         cause.Phase
 	dnsStart, connStart, tlsStart time.Time
 	wrote                         time.Time
+	firstByte                     time.Time // when the response's first byte came
+	interimSeen                   bool      // an interim (1xx) response came first
 	phases                        obs.Phases
 	conn                          *upstream.Conn
 	readAtGotConn                 int64
@@ -118,8 +120,9 @@ func (a *attemptTrace) WroteRequest() {
 func (a *attemptTrace) GotFirstResponseByte() {
 	a.mu.Lock()
 	a.advance(cause.PhaseFirstByte)
+	a.firstByte = a.now()
 	if !a.wrote.IsZero() {
-		a.phases.FirstByte = a.now().Sub(a.wrote)
+		a.phases.FirstByte = a.firstByte.Sub(a.wrote)
 	}
 	a.mu.Unlock()
 }
@@ -129,6 +132,9 @@ func (a *attemptTrace) GotFirstResponseByte() {
 // Got1xxResponse relays an interim response (103 Early Hints and the
 // like) to the visitor on the direct path (upstream.InterimObserver).
 func (a *attemptTrace) Got1xxResponse(code int, header http.Header) error {
+	a.mu.Lock()
+	a.interimSeen = true
+	a.mu.Unlock()
 	switch {
 	case code == http.StatusContinue:
 		// The visitor's 100 Continue is the gateway's own to send
@@ -160,14 +166,19 @@ func (a *attemptTrace) clientTrace() *httptrace.ClientTrace {
 	}
 }
 
-// state returns the phase reached, the phase timings, and the bytes read on
-// the attempt's connection since it was handed to the request.
-func (a *attemptTrace) state() (cause.Phase, obs.Phases, int64) {
+// state returns the phase reached, the phase timings, the bytes read on
+// the attempt's connection since it was handed to the request, and when the
+// final response's first byte came (zero: it did not, or an interim
+// response's came first, so the time is not the final one's).
+func (a *attemptTrace) state() (cause.Phase, obs.Phases, int64, time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var read int64
 	if a.conn != nil {
 		read = a.conn.BytesRead() - a.readAtGotConn
 	}
-	return a.phase, a.phases, read
+	if a.interimSeen {
+		return a.phase, a.phases, read, time.Time{}
+	}
+	return a.phase, a.phases, read, a.firstByte
 }

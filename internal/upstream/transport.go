@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gatewise/gatewise/internal/httpsyntax"
 )
 
 // Transport is the gateway's HTTP/1.1 client to upstream targets, an
@@ -204,6 +206,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 func (t *Transport) RoundTripObserved(req *http.Request, o Observer) (*http.Response, error) {
 	return t.roundTrip(req, "", "", time.Time{}, o, true)
 }
+
+// SystemClock reports whether the transport's clock is the system's
+// (TransportOptions.Now unset), so that a caller may pass its own
+// time.Now readings to RoundTripTarget.
+func (t *Transport) SystemClock() bool { return t.systemClock }
 
 // RoundTripTarget is RoundTripObserved sending req to the target
 // scheme://host ("http" or "https", and host:port) instead of req.URL's
@@ -898,7 +905,7 @@ func (cc *clientConn) writeRequest(req *http.Request, scheme string) error {
 			continue
 		}
 		for _, v := range vs {
-			if strings.ContainsAny(v, "\r\n\x00") {
+			if httpsyntax.BreaksField(v) {
 				continue // never a header split on its way to the upstream
 			}
 			w.WriteString(k)
