@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,6 +39,11 @@ type response struct {
 
 	expectContinue bool // the visitor waits for "100 Continue"
 	sentContinue   bool
+
+	// fields are header fields added with AddField, formatted: written
+	// after the map's. Kept across requests, emptied.
+	fields  []byte
+	hasDate bool // one of them is Date
 }
 
 func (w *response) reset(req *http.Request) {
@@ -50,7 +54,41 @@ func (w *response) reset(req *http.Request) {
 	}
 	b, ok := req.Body.(*body)
 	expect := ok && b.continueFirst
-	*w = response{c: w.c, req: req, header: w.header, pending: w.pending[:0], contentLength: -1, expectContinue: expect}
+	fields := w.fields[:0]
+	if cap(fields) > maxKeptFields {
+		fields = nil
+	}
+	*w = response{c: w.c, req: req, header: w.header, pending: w.pending[:0], fields: fields, contentLength: -1, expectContinue: expect}
+}
+
+// maxKeptFields is the largest AddField buffer a connection keeps between
+// answers.
+const maxKeptFields = 16 << 10
+
+// AddField adds a header field to the final answer, written after the
+// header map's fields, without a map entry: a proxy relays an upstream's
+// fields this way, as it parsed them. name must be a token in canonical
+// form and value hold no CR, LF or NUL (the caller has checked them: they
+// are written as they are), and name must not be a field the server
+// frames the answer by (Content-Length, Transfer-Encoding, Connection,
+// Trailer), which go in the map; a Date keeps the server from adding its
+// own. Fields added after the head is written are dropped.
+func (w *response) AddField(name, value []byte) { addField(w, name, value) }
+
+// AddFieldString is AddField for a name and a value held as strings.
+func (w *response) AddFieldString(name, value string) { addField(w, name, value) }
+
+func addField[T string | []byte](w *response, name, value T) {
+	if w.committed || w.c.hijacked {
+		return
+	}
+	w.fields = append(w.fields, name...)
+	w.fields = append(w.fields, ": "...)
+	w.fields = append(w.fields, value...)
+	w.fields = append(w.fields, "\r\n"...)
+	if string(name) == "Date" {
+		w.hasDate = true
+	}
 }
 
 // Header returns the answer's header map.
@@ -64,16 +102,11 @@ func (w *response) Header() http.Header { return w.header }
 // the next request), so the caller must not touch h once the handler has
 // returned.
 func (w *response) AdoptHeader(old, h http.Header) bool {
-	if h == nil || w.c.hijacked || w.committed || w.wroteHeader || len(w.header) != 0 || !sameMap(w.header, old) {
+	if h == nil || w.c.hijacked || w.committed || w.wroteHeader || len(w.header) != 0 || !httpsyntax.SameHeader(w.header, old) {
 		return false
 	}
 	w.header = h
 	return true
-}
-
-// sameMap reports whether a and b are the same map.
-func sameMap(a, b http.Header) bool {
-	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
 
 // WriteHeader sends an interim (1xx) answer at once, or sets the final
@@ -371,6 +404,7 @@ func (w *response) commit(final bool) {
 		}
 		writeField(bw, k, vv)
 	}
+	_, _ = bw.Write(w.fields)
 
 	// Trailers need chunks: only an HTTP/1.1 answer with a body has
 	// them (net/http drops one set with http.TrailerPrefix after a short
@@ -400,7 +434,7 @@ func (w *response) commit(final bool) {
 		}
 	}
 
-	if _, ok := h["Date"]; !ok {
+	if _, ok := h["Date"]; !ok && !w.hasDate {
 		_, _ = bw.Write(*c.srv.date.Load())
 	}
 	if computed >= 0 && (computed > 0 || !isHead) {

@@ -451,3 +451,41 @@ func TestAdoptHeader(t *testing.T) {
 		t.Errorf("refused answer: %d %v", resp.StatusCode, resp.Header)
 	}
 }
+
+// TestAddField checks fields added without the map: written after the
+// map's, in order and repeated as added, a Date among them replacing the
+// server's, and none left for the connection's next answer.
+func TestAddField(t *testing.T) {
+	type fieldAdder interface{ AddField(name, value []byte) }
+	ts := start(t, routes{
+		"/raw": func(w http.ResponseWriter, r *http.Request) {
+			a := w.(fieldAdder)
+			w.Header().Set("X-Map", "m")
+			a.AddField([]byte("Set-Cookie"), []byte("a=1"))
+			a.AddField([]byte("Set-Cookie"), []byte("b=2"))
+			a.AddField([]byte("Date"), []byte("Mon, 02 Jan 2006 15:04:05 GMT"))
+			w.Header().Set("Content-Length", "3")
+			w.WriteHeader(http.StatusOK)
+			a.AddField([]byte("X-Late"), []byte("dropped"))
+			_, _ = io.WriteString(w, "raw")
+		},
+		"/plain": func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, "plain")
+		},
+	})
+	c := ts.dial(t)
+	resp, body := c.roundTrip("GET /raw HTTP/1.1\r\nHost: h\r\n\r\n")
+	if got := resp.Header.Values("Set-Cookie"); body != "raw" || len(got) != 2 || got[0] != "a=1" || got[1] != "b=2" {
+		t.Errorf("Set-Cookie %q, body %q", got, body)
+	}
+	if got := resp.Header.Values("Date"); len(got) != 1 || got[0] != "Mon, 02 Jan 2006 15:04:05 GMT" {
+		t.Errorf("Date %q, want the added one only", got)
+	}
+	if resp.Header.Get("X-Map") != "m" || resp.Header.Get("X-Late") != "" || resp.ContentLength != 3 {
+		t.Errorf("header %v, length %d", resp.Header, resp.ContentLength)
+	}
+	resp, body = c.roundTrip("GET /plain HTTP/1.1\r\nHost: h\r\n\r\n")
+	if body != "plain" || resp.Header.Get("Set-Cookie") != "" || len(resp.Header.Values("Date")) != 1 || resp.Header.Get("Date") == "Mon, 02 Jan 2006 15:04:05 GMT" {
+		t.Errorf("the next answer: %v %q", resp.Header, body)
+	}
+}

@@ -3,7 +3,17 @@
 // (internal/h1server) and response parser (internal/upstream) share.
 package httpsyntax
 
-import "net/http"
+import (
+	"net/http"
+	"reflect"
+)
+
+// SameHeader reports whether a and b are the same map (not merely equal
+// ones): a writer's wrappers share their header map with the writer
+// beneath them unless one keeps its own.
+func SameHeader(a, b http.Header) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+}
 
 // HeaderValue returns the first value of the field named key in h, or "".
 // key must be in canonical form ("X-Request-Id", as

@@ -53,6 +53,14 @@ func TestBreaksField(t *testing.T) {
 	}
 }
 
+func TestSameHeader(t *testing.T) {
+	a, b := http.Header{"X": {"1"}}, http.Header{"X": {"1"}}
+	c := a
+	if !SameHeader(a, c) || SameHeader(a, b) || SameHeader(a, nil) || !SameHeader(nil, nil) {
+		t.Error("SameHeader tells maps apart by their contents")
+	}
+}
+
 func TestHeaderValue(t *testing.T) {
 	h := http.Header{"X-Request-Id": {"a", "b"}, "Empty": {}, "lower": {"x"}}
 	for key, want := range map[string]string{

@@ -116,8 +116,12 @@ func (t *attemptTransport) roundTrip(req *http.Request, ex *exchange, now time.T
 			}
 		}
 		tr.now = h.now
+		tr.wantFields = ex != nil
 		res, ce := t.attempt(req, rec, target, body, tr, start)
 		if ce == nil {
+			if ex != nil {
+				ex.fields = tr.fields
+			}
 			return res, nil
 		}
 		if transient(ce) {
@@ -256,7 +260,11 @@ func (t *attemptTransport) attempt(req *http.Request, rec *obs.Record, target *u
 		if h.systemClock && observed.SystemClock() {
 			at = start
 		}
-		res, err = observed.RoundTripTarget(out, target.URL.Scheme, target.URL.Host, at, tr)
+		var o upstream.Observer = tr
+		if tr.wantFields {
+			o = fieldsTrace{tr}
+		}
+		res, err = observed.RoundTripTarget(out, target.URL.Scheme, target.URL.Host, at, o)
 	} else {
 		res, err = t.pool.Transport.RoundTrip(out)
 	}
@@ -299,7 +307,11 @@ func (t *attemptTransport) attempt(req *http.Request, rec *obs.Record, target *u
 	if h.metrics != nil {
 		h.metrics.ObserveFirstByte(t.pool.Name, phases.FirstByte)
 	}
-	target.Idle.ObserveHeader(res.Header)
+	if res.Header != nil {
+		target.Idle.ObserveHeader(res.Header)
+	} else if v, ok := tr.fields.Get("Keep-Alive"); ok {
+		target.Idle.ObserveKeepAlive(string(v))
+	}
 	if d, changed := target.Idle.TakeChange(); changed && h.metrics != nil {
 		h.metrics.SetLearnedIdleTimeout(t.pool.Name, target.Addr, d)
 		h.log.LogAttrs(req.Context(), slog.LevelInfo, "learned the target's keep-alive idle timeout",

@@ -1,15 +1,19 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/textproto"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gatewise/gatewise/internal/httpsyntax"
+	"github.com/gatewise/gatewise/internal/obs"
+	"github.com/gatewise/gatewise/internal/upstream"
 )
 
 // forward sends r to its pool and copies the answer to w. A plain request
@@ -39,19 +43,29 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, pp *poolProxy,
 		h.errorHandler(w, r, err)
 		return
 	}
-	h.modifyResponseOf(res, ex)
-	removeHopByHop(res.Header)
 	dst := w.Header()
-	if len(dst) == 0 && adoptHeader(w, dst, res.Header) {
-		dst = res.Header
+	var eventStream bool
+	if res.Header == nil && h.relayFields(w, res, ex) {
+		ct, _ := ex.fields.Get("Content-Type")
+		eventStream = isEventStream(ct)
 	} else {
-		for k, vv := range res.Header {
-			if prior, ok := dst[k]; ok {
-				dst[k] = append(prior, vv...)
-			} else {
-				dst[k] = vv
+		if res.Header == nil {
+			res.Header = ex.fields.Header()
+		}
+		h.modifyResponseOf(res, ex)
+		removeHopByHop(res.Header)
+		if hr := h1ResponseOf(w); hr != nil && len(dst) == 0 && hr.AdoptHeader(dst, res.Header) {
+			dst = res.Header
+		} else {
+			for k, vv := range res.Header {
+				if prior, ok := dst[k]; ok {
+					dst[k] = append(prior, vv...)
+				} else {
+					dst[k] = vv
+				}
 			}
 		}
+		eventStream = isEventStream(httpsyntax.HeaderValue(res.Header, "Content-Type"))
 	}
 	announced := len(res.Trailer)
 	if announced > 0 {
@@ -62,7 +76,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, pp *poolProxy,
 		dst["Trailer"] = []string{strings.Join(names, ", ")}
 	}
 	w.WriteHeader(res.StatusCode)
-	err = h.copyBody(w, res)
+	err = h.copyBody(w, res, eventStream)
 	_ = res.Body.Close()
 	if err != nil {
 		// The answer cannot be completed: the visitor must not take a
@@ -85,28 +99,35 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, pp *poolProxy,
 	}
 }
 
-// headerAdopter is the gateway's HTTP/1 server's response (h1server),
-// which can take a header map whole.
-type headerAdopter interface {
+// h1Response is the response of the gateway's HTTP/1 server (h1server):
+// it takes a header map whole and header fields without a map, so that
+// the upstream's fields reach the visitor without the copies a plain
+// http.ResponseWriter needs (net/http's HTTP/2 writer has neither).
+type h1Response interface {
+	http.ResponseWriter
+	// AdoptHeader makes h the answer's header map in place of old.
 	AdoptHeader(old, h http.Header) bool
+	// AddField and AddFieldString add a field after the map's.
+	AddField(name, value []byte)
+	AddFieldString(name, value string)
 }
 
-// adoptHeader makes h the header map of w's answer, in place of dst (the
-// empty map w.Header returned), when the writer beneath w's wrappers can
-// take it (h1server's can; net/http's HTTP/2 writer cannot): the upstream's
-// fields then go out without being copied into a second map. It reports
-// whether it did; the server keeps h after the handler returns.
-func adoptHeader(w http.ResponseWriter, dst, h http.Header) bool {
-	for {
-		if a, ok := w.(headerAdopter); ok {
-			return a.AdoptHeader(dst, h)
+// h1ResponseOf returns the h1Response beneath w's wrappers, when every
+// wrapper shares its header map (none keeps one of its own), else nil.
+func h1ResponseOf(w http.ResponseWriter) h1Response {
+	for u := w; ; {
+		if r, ok := u.(h1Response); ok {
+			if !httpsyntax.SameHeader(r.Header(), w.Header()) {
+				return nil
+			}
+			return r
 		}
-		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		uw, ok := u.(interface{ Unwrap() http.ResponseWriter })
 		if !ok {
-			return false
+			return nil
 		}
-		if w = u.Unwrap(); w == nil {
-			return false
+		if u = uw.Unwrap(); u == nil {
+			return nil
 		}
 	}
 }
@@ -122,8 +143,12 @@ type exchange struct {
 	// fwd: X-Forwarded-For, X-Forwarded-Host, X-Forwarded-Proto and Via
 	// of the request (see forwardingHeaders).
 	fwd [4]string
-	// res: X-Request-Id and Via of the response (see modifyResponseOf).
-	res     [2]string
+	// res: X-Request-Id and Via of the response (see modifyResponseOf),
+	// and its Content-Length when its fields are relayed (relayFields).
+	res [3]string
+	// fields: the response's header fields, when the transport gave them
+	// raw (see fieldsTrace).
+	fields  *upstream.Fields
 	body    bodyReader
 	interim interimRelay
 }
@@ -178,8 +203,8 @@ func directForwardable(r *http.Request) bool {
 // write when the body's length is unknown or it is an event stream (as
 // httputil.ReverseProxy does), so that streamed answers reach the visitor
 // as they come; a write that ends the body is not flushed.
-func (h *Handler) copyBody(w http.ResponseWriter, res *http.Response) error {
-	flush := res.ContentLength == -1 || isEventStream(httpsyntax.HeaderValue(res.Header, "Content-Type"))
+func (h *Handler) copyBody(w http.ResponseWriter, res *http.Response, eventStream bool) error {
+	flush := res.ContentLength == -1 || eventStream
 	var rc *http.ResponseController
 	if flush {
 		rc = http.NewResponseController(w)
@@ -213,9 +238,117 @@ func (h *Handler) copyBody(w http.ResponseWriter, res *http.Response) error {
 	}
 }
 
-func isEventStream(ct string) bool {
-	base, _, _ := strings.Cut(ct, ";")
-	return strings.EqualFold(strings.TrimSpace(base), "text/event-stream")
+// isEventStream reports whether a Content-Type value is
+// text/event-stream, parameters and white space around it aside.
+func isEventStream[T string | []byte](ct T) bool {
+	const want = "text/event-stream"
+	end := len(ct)
+	for i := range len(ct) {
+		if ct[i] == ';' {
+			end = i
+			break
+		}
+	}
+	start := 0
+	for start < end && (ct[start] == ' ' || ct[start] == '\t') {
+		start++
+	}
+	for end > start && (ct[end-1] == ' ' || ct[end-1] == '\t') {
+		end--
+	}
+	if end-start != len(want) {
+		return false
+	}
+	for i := range len(want) {
+		c := ct[start+i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != want[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// relayFields writes the upstream's header fields to w as they came
+// (ex.fields), without the header maps the other way builds, copies and
+// writes out again: hop-by-hop fields and those the Connection field
+// names are left out (Transfer-Encoding among them), and so is
+// Content-Length: the server frames the answer by the response's length,
+// which goes in w's map. The gateway's
+// X-Request-Id, Via and Proxy-Status are added as modifyResponseOf adds
+// them. It reports false, having done nothing, when the answer needs the
+// map way: w's server cannot take fields so, the answer has trailers, or
+// a status without a body (whose fields the server edits).
+func (h *Handler) relayFields(w http.ResponseWriter, res *http.Response, ex *exchange) bool {
+	f := ex.fields
+	if f == nil || len(res.Trailer) > 0 || res.StatusCode < 200 || res.StatusCode == http.StatusNoContent || res.StatusCode == http.StatusNotModified {
+		return false
+	}
+	fa := h1ResponseOf(w)
+	if fa == nil {
+		return false
+	}
+	rec, passedError := h.noteResponse(res, ex)
+	// The Connection fields, whose values name more hop-by-hop fields.
+	var connArr [4]int
+	conns := connArr[:0]
+	for i := range f.Len() {
+		if string(f.Name(i)) == "Connection" {
+			conns = append(conns, i)
+		}
+	}
+	hasID, hasCL := false, false
+	for i := range f.Len() {
+		name, value := f.Name(i), f.Value(i)
+		switch {
+		case isHopHeader(string(name)) || connectionNames(f, conns, name):
+			continue
+		case string(name) == "Content-Length":
+			hasCL = true
+			continue
+		case string(name) == obs.RequestIDHeader:
+			if len(value) == 0 {
+				continue // replaced by the request's below, as modifyResponseOf does
+			}
+			hasID = true
+		}
+		fa.AddField(name, value)
+	}
+	if rec != nil && !hasID {
+		fa.AddFieldString(obs.RequestIDHeader, rec.ID)
+	}
+	if h.via {
+		fa.AddFieldString("Via", viaValue(res.ProtoMajor, res.ProtoMinor))
+	}
+	if passedError {
+		fa.AddFieldString("Proxy-Status", proxyStatusReceived(res.StatusCode))
+	}
+	if hasCL {
+		w.Header()["Content-Length"] = single(ex.res[:], 2, strconv.FormatInt(res.ContentLength, 10))
+	}
+	return true
+}
+
+// connectionNames reports whether name is among the field names that the
+// Connection fields at conns (indexes into f) list.
+func connectionNames(f *upstream.Fields, conns []int, name []byte) bool {
+	for _, i := range conns {
+		v := f.Value(i)
+		for len(v) > 0 {
+			token := v
+			if j := bytes.IndexByte(v, ','); j >= 0 {
+				token, v = v[:j], v[j+1:]
+			} else {
+				v = nil
+			}
+			if bytes.EqualFold(bytes.Trim(token, " \t"), name) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // hopHeaders are the hop-by-hop headers of RFC 9110 7.6.1 and the older

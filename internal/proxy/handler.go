@@ -375,13 +375,9 @@ func (h *Handler) modifyResponseOf(res *http.Response, ex *exchange) {
 	if ex != nil {
 		vals = ex.res[:]
 	}
-	req := res.Request
-	rec := obs.RecordFrom(req.Context())
-	if rec != nil {
-		rec.SetUpstreamStatus(res.StatusCode)
-		if httpsyntax.HeaderValue(res.Header, obs.RequestIDHeader) == "" {
-			res.Header[obs.RequestIDHeader] = single(vals, 0, rec.ID) // canonical already: no Set
-		}
+	rec, passedError := h.noteResponse(res, ex)
+	if rec != nil && httpsyntax.HeaderValue(res.Header, obs.RequestIDHeader) == "" {
+		res.Header[obs.RequestIDHeader] = single(vals, 0, rec.ID) // canonical already: no Set
 	}
 	if h.via {
 		if prior := res.Header["Via"]; len(prior) > 0 {
@@ -390,15 +386,35 @@ func (h *Handler) modifyResponseOf(res *http.Response, ex *exchange) {
 			res.Header["Via"] = single(vals, 1, viaValue(res.ProtoMajor, res.ProtoMinor))
 		}
 	}
+	if passedError {
+		res.Header.Add("Proxy-Status", proxyStatusReceived(res.StatusCode))
+	}
+}
+
+// proxyStatusReceived is the Proxy-Status value of an upstream's own error
+// passed through (RFC 9209 2.1.1).
+func proxyStatusReceived(status int) string {
+	return fmt.Sprintf("gatewise; received-status=%d", status)
+}
+
+// noteResponse records the upstream's answer in the request's record, and
+// puts the reader that classifies a cut body on it (its state in ex, when
+// not nil). passedError reports an upstream's own 502, 503 or 504, passed
+// through untouched but counted, logged and marked as received in
+// Proxy-Status.
+func (h *Handler) noteResponse(res *http.Response, ex *exchange) (rec *obs.Record, passedError bool) {
+	req := res.Request
+	rec = obs.RecordFrom(req.Context())
+	if rec != nil {
+		rec.SetUpstreamStatus(res.StatusCode)
+	}
 	switch res.StatusCode {
 	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		// The upstream's own error: passed through untouched, but counted,
-		// logged and marked as received in Proxy-Status (RFC 9209 2.1.1).
 		s := rec.Snapshot()
 		ce := &cause.Error{ID: cause.UpstreamErrorStatus, Detail: strconv.Itoa(res.StatusCode), Phase: cause.PhaseHeaders, Target: s.Target}
 		rec.Fail(ce)
 		h.observeFailure(req, rec, s.Pool, ce, "passed through")
-		res.Header.Add("Proxy-Status", fmt.Sprintf("gatewise; received-status=%d", res.StatusCode))
+		passedError = true
 	}
 	if res.StatusCode != http.StatusSwitchingProtocols && res.Body != nil {
 		var br *bodyReader
@@ -410,6 +426,7 @@ func (h *Handler) modifyResponseOf(res *http.Response, ex *exchange) {
 		*br = bodyReader{ReadCloser: res.Body, h: h, req: req}
 		res.Body = br
 	}
+	return rec, passedError
 }
 
 // single returns a header value list of v alone: vals[i:i+1] with its

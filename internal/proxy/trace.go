@@ -34,7 +34,21 @@ type attemptTrace struct {
 	// Got1xxResponse does (rp1xx). Neither: they are dropped.
 	interim *interimRelay
 	rp1xx   func(code int, header textproto.MIMEHeader) error
+	// wantFields: the attempt takes the response's header fields raw
+	// (fieldsTrace), into fields, on the direct path.
+	wantFields bool
+	fields     *upstream.Fields
 }
+
+// fieldsTrace is an attemptTrace that takes the final response's header
+// fields raw (upstream.FieldsObserver): the response then comes without a
+// header map, which the direct path builds only when it cannot relay the
+// fields as they are (see Handler.relayFields). It is called on the
+// request's goroutine, the one that reads fields.
+type fieldsTrace struct{ *attemptTrace }
+
+// GotFields keeps the response's fields.
+func (a fieldsTrace) GotFields(f *upstream.Fields) { a.fields = f }
 
 // advance moves the phase forward, never back (a dial racing in the
 // background may report late).

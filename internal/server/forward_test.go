@@ -219,6 +219,92 @@ func TestForwardResponseHeadersPerAnswer(t *testing.T) {
 	}
 }
 
+// TestForwardResponseFields checks, case by case, the fields the visitor
+// gets of unusual upstream answers on the direct path, where they are
+// relayed as they came rather than through a header map (and, for the
+// statuses the server edits, through the map after all).
+func TestForwardResponseFields(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		desc, method, resp string
+		want               map[string][]string // nil: must be absent
+		body               string
+		status             int
+	}{
+		{desc: "hop-by-hop and Connection-named fields dropped, the rest in order",
+			resp: "HTTP/1.1 200 OK\r\nDate: Mon, 02 Jan 2006 15:04:05 GMT\r\nConnection: keep-alive, X-Hop\r\nX-Hop: secret\r\n" +
+				"Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nVia: 1.0 other\r\nX-Request-Id: up-123\r\n" +
+				"Set-Cookie: a=1\r\nX-App: kept\r\nset-cookie: b=2\r\nContent-Length: 2\r\n\r\nok",
+			want: map[string][]string{"X-Hop": nil, "Keep-Alive": nil, "Proxy-Connection": nil,
+				"Date": {"Mon, 02 Jan 2006 15:04:05 GMT"}, "Via": {"1.0 other", "1.1 gatewise"}, "X-Request-Id": {"up-123"},
+				"Set-Cookie": {"a=1", "b=2"}, "X-App": {"kept"}, "Content-Length": {"2"}},
+			body: "ok", status: 200},
+		{desc: "an empty X-Request-Id is replaced",
+			resp: "HTTP/1.1 200 OK\r\nX-Request-Id:\r\nContent-Length: 2\r\n\r\nok",
+			body: "ok", status: 200},
+		{desc: "a repeated length sent once",
+			resp: "HTTP/1.1 201 Created\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok",
+			want: map[string][]string{"Content-Length": {"2"}}, body: "ok", status: 201},
+		{desc: "the upstream's own 502 marked received",
+			resp: "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 3\r\n\r\nbad",
+			want: map[string][]string{"Proxy-Status": {"gatewise; received-status=502"}}, body: "bad", status: 502},
+		{desc: "a chunked body re-framed, the upstream's coding not repeated",
+			resp: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-App: c\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+			want: map[string][]string{"X-App": {"c"}}, body: "ok", status: 200},
+		{desc: "HEAD keeps the length", method: http.MethodHead,
+			resp: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\n",
+			want: map[string][]string{"Content-Length": {"5"}, "Content-Type": {"text/plain"}}, status: 200},
+		{desc: "304 through the map: no length, no type",
+			resp: "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\nContent-Type: text/plain\r\nConnection: X-Hop\r\nX-Hop: 1\r\n\r\n",
+			want: map[string][]string{"Etag": {`"x"`}, "Content-Type": nil, "X-Hop": nil}, status: 304},
+	}
+	for _, tt := range tests {
+		t.Run(tt.desc, func(t *testing.T) {
+			t.Parallel()
+			g := startGateway(t, oneTargetConfig(rawUpstream(t, tt.resp, false)))
+			c, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			method := tt.method
+			if method == "" {
+				method = http.MethodGet
+			}
+			br := bufio.NewReader(c)
+			for range 2 { // the second answer on the connection must be the same
+				if _, err := io.WriteString(c, method+" / HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
+					t.Fatal(err)
+				}
+				res, err := http.ReadResponse(br, &http.Request{Method: method})
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := io.ReadAll(res.Body)
+				res.Body.Close()
+				if err != nil || string(b) != tt.body || res.StatusCode != tt.status {
+					t.Fatalf("status %d, body %q, %v", res.StatusCode, b, err)
+				}
+				for k, want := range tt.want {
+					if got := res.Header.Values(k); !slices.Equal(got, want) {
+						t.Errorf("%s: %q, want %q", k, got, want)
+					}
+				}
+				if got := res.Header.Values("Date"); len(got) != 1 {
+					t.Errorf("Date: %q, want one", got)
+				}
+				if id := res.Header.Values("X-Request-Id"); len(id) != 1 || id[0] == "" {
+					t.Errorf("X-Request-Id: %q, want one", id)
+				}
+				if res.Header.Get("Transfer-Encoding") != "" || len(res.TransferEncoding) > 1 {
+					t.Errorf("Transfer-Encoding %q %q", res.Header.Values("Transfer-Encoding"), res.TransferEncoding)
+				}
+			}
+		})
+	}
+}
+
 // TestForwardTrailers checks that a chunked response's trailers reach the
 // visitor, announced or not.
 func TestForwardTrailers(t *testing.T) {

@@ -38,59 +38,34 @@ func readResponseHead(br *bufio.Reader, maxBytes int64, scratch *[]byte) (*http.
 // (an append to one reallocates rather than overwrite its neighbour),
 // else of an array it allocates.
 func readHead(br *bufio.Reader, budget *int64, scratch *[]byte, res *http.Response, vals []string) error {
-	block := (*scratch)[:0]
-	defer func() {
-		if cap(block) <= maxScratch {
-			*scratch = block[:0]
-		}
-	}()
-	var fieldsArr [24]headerField
-	fields := fieldsArr[:0]
-	var statusLine []byte
-	for {
-		line, err := readLine(br, &block, budget)
-		if err != nil {
-			return err
-		}
-		if statusLine == nil {
-			statusLine = line
-			if len(line) == 0 {
-				return malformed("empty status line")
-			}
-			continue
-		}
-		if len(line) == 0 {
-			break
-		}
-		f, err := parseField(line, len(block)-len(line))
-		if err != nil {
-			return err
-		}
-		fields = append(fields, f)
+	var f Fields
+	if err := f.read(br, budget, scratch, f.inline[:0]); err != nil {
+		return err
 	}
 	// One string for the status line (the block's first line) and every
 	// name and value.
-	s := string(block)
+	s := string(f.block)
 	*res = http.Response{ContentLength: -1}
-	if err := parseStatusLine(s[:len(statusLine)], res); err != nil {
+	if err := parseStatusLine(s[:f.statusLen], res); err != nil {
 		return err
 	}
-	res.Header = make(http.Header, len(fields))
-	if len(vals) >= len(fields) {
-		vals = vals[:len(fields)]
-	} else {
-		vals = make([]string, len(fields))
-	}
-	for i, f := range fields {
-		k, v := s[f.k0:f.k1], s[f.v0:f.v1]
-		if prior, ok := res.Header[k]; ok {
-			res.Header[k] = append(prior, v)
-			continue
-		}
-		vals[i] = v
-		res.Header[k] = vals[i : i+1 : i+1]
-	}
+	res.Header = f.header(s, vals, false)
 	return frame(res)
+}
+
+// readHeadFields is readHead without the header map: res.Header is nil and
+// f holds the fields, in the buffer *scratch lends (see Fields). res's
+// framing is set as readHead sets it, and f.Header builds the map readHead
+// would have.
+func readHeadFields(br *bufio.Reader, budget *int64, scratch *[]byte, res *http.Response, f *Fields) error {
+	if err := f.read(br, budget, scratch, f.inline[:0]); err != nil {
+		return err
+	}
+	*res = http.Response{ContentLength: -1}
+	if err := parseStatusLine(string(f.block[:f.statusLen]), res); err != nil {
+		return err
+	}
+	return f.frame(res)
 }
 
 // maxScratch is the largest header buffer a connection keeps between

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/gatewise/gatewise/internal/cause"
+	"github.com/gatewise/gatewise/internal/httpsyntax"
 )
 
 // parseHead parses s as a response head with the given limit.
@@ -347,10 +348,11 @@ func FuzzReadResponseHead(f *testing.F) {
 		"HTTP/1.1 999 Whatever\r\nX-Long: " + strings.Repeat("a", 300) + "\r\n\r\n",
 		"HTTP/1.1 200 OK\r\n" + strings.Repeat("a:\r\n", 100) + "\r\n",
 	}
-	for _, s := range seeds {
+	for _, s := range append(seeds, framingHeads...) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		compareFieldsWithMap(t, data)
 		// Under a small limit, through a small read buffer (lines come
 		// in fragments).
 		const limit = 256
@@ -479,5 +481,84 @@ func compareWithNetHTTP(t *testing.T, ours, theirs *http.Response) {
 	bothLengths := oc && ours.Close && !theirs.Close
 	if !untilClose && !bothLengths && ours.Close != theirs.Close {
 		t.Fatalf("close %v, net/http %v", ours.Close, theirs.Close)
+	}
+}
+
+// framingHeads are response heads whose framing fields are unusual: the
+// cases where readHeadFields and readHead could part ways.
+var framingHeads = []string{
+	"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\nX: y\r\n\r\n",
+	"HTTP/1.1 200 OK\r\nContent-Length: 5\r\ncontent-length: 6\r\n\r\n",
+	"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: \r\n\r\n",
+	"HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n",
+	"HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\n",
+	"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+	"HTTP/1.1 200 OK\r\nContent-Length: 9223372036854775807\r\n\r\n",
+	"HTTP/1.1 200 OK\r\nContent-Length: 9223372036854775808\r\n\r\n",
+	"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
+	"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+	"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+	"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+	"HTTP/1.1 200 OK\r\nTransfer-Encoding: CHUNKED\r\nTrailer: x-a, bad name, X-B\r\nTrailer: x-c\r\n\r\n",
+	"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n",
+	"HTTP/1.0 200 OK\r\nConnection: close, keep-alive\r\nContent-Length: 1\r\n\r\n",
+	"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nConnection: x, close\r\nContent-Length: 1\r\n\r\n",
+	"HTTP/1.1 200 OK\r\nTrailer: X-A\r\nContent-Length: 1\r\n\r\n",
+}
+
+// compareFieldsWithMap checks that readHeadFields reads a head as readHead
+// does: the same error or none, the same status and framing, and a map
+// (Fields.Header) equal to readHead's.
+func compareFieldsWithMap(t *testing.T, data []byte) {
+	t.Helper()
+	var scratch []byte
+	budget := int64(1 << 20)
+	want := new(http.Response)
+	werr := readHead(bufio.NewReader(bytes.NewReader(data)), &budget, &scratch, want, nil)
+	budget = 1 << 20
+	got := new(http.Response)
+	var f Fields
+	gerr := readHeadFields(bufio.NewReader(bytes.NewReader(data)), &budget, &scratch, got, &f)
+	if (werr == nil) != (gerr == nil) || (werr != nil && werr.Error() != gerr.Error()) {
+		t.Fatalf("%q: readHead error %v, readHeadFields error %v", data, werr, gerr)
+	}
+	if werr != nil {
+		return
+	}
+	if got.Header != nil {
+		t.Fatalf("%q: readHeadFields built a header map", data)
+	}
+	if got.StatusCode != want.StatusCode || got.Status != want.Status || got.Proto != want.Proto ||
+		got.ProtoMinor != want.ProtoMinor || got.Close != want.Close || got.ContentLength != want.ContentLength ||
+		!slices.Equal(got.TransferEncoding, want.TransferEncoding) || !equalHeaders(got.Trailer, want.Trailer) {
+		t.Fatalf("%q: framing differs:\nfields %+v\nmap    %+v", data, got, want)
+	}
+	if h := f.Header(); !equalHeaders(h, want.Header) {
+		t.Fatalf("%q: Fields.Header() = %v, readHead's map %v", data, h, want.Header)
+	}
+	for i := range f.Len() {
+		name := string(f.Name(i))
+		if v, ok := f.Get(name); !ok || string(v) != httpsyntax.HeaderValue(want.Header, name) && !f.Framing(i) {
+			t.Fatalf("%q: Get(%q) = %q, %v", data, name, v, ok)
+		}
+	}
+}
+
+func TestReadHeadFieldsMatchesMap(t *testing.T) {
+	t.Parallel()
+	for _, s := range framingHeads {
+		compareFieldsWithMap(t, []byte(s))
+	}
+	for _, s := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+		"HTTP/1.1 200 OK\nX:\t v \t\nContent-Length: 007\n\n",
+		"HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nX: y\r\nset-cookie: b=2\r\n\r\n",
+		"HTTP/1.1 200 OK\r\n" + strings.Repeat("X-Many: v\r\n", 40) + "\r\n",
+		"HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nbad name: x\r\n\r\n",
+		"",
+		"junk\r\n\r\n",
+	} {
+		compareFieldsWithMap(t, []byte(s))
 	}
 }

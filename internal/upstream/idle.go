@@ -27,7 +27,12 @@ const minIdleObservation = 50 * time.Millisecond
 
 // ObserveHeader learns from a response's Keep-Alive header.
 func (l *IdleLearner) ObserveHeader(h http.Header) {
-	v := httpsyntax.HeaderValue(h, "Keep-Alive")
+	l.ObserveKeepAlive(httpsyntax.HeaderValue(h, "Keep-Alive"))
+}
+
+// ObserveKeepAlive is ObserveHeader given the value of the response's
+// Keep-Alive field ("" when it has none).
+func (l *IdleLearner) ObserveKeepAlive(v string) {
 	if v == "" {
 		return
 	}

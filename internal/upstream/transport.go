@@ -160,6 +160,9 @@ type clientConn struct {
 	// wake wakes any blocked read or write on conn; made once per
 	// connection so that each request's context.AfterFunc need not.
 	wake func()
+	// fields holds a response's header fields for a FieldsObserver,
+	// in scratch, until the response's body ends.
+	fields Fields
 	// readDeadline is the read deadline set on conn (zero: none), so
 	// that the response header timeout's deadline need not be set for
 	// every request (see armHeaderDeadline).
@@ -335,6 +338,18 @@ type InterimObserver interface {
 	// Got1xxResponse is called for each interim response, with its
 	// header fields; an error ends the exchange with it.
 	Got1xxResponse(code int, header http.Header) error
+}
+
+// FieldsObserver is an Observer that takes the final response's header
+// fields as they came (Fields) rather than as a header map, to relay them
+// without building one: the response the transport returns has a nil
+// Header, and GotFields was called with its fields just before the round
+// trip returned. The Fields are valid until the response's body is closed
+// or read to its end. Interim responses still come as maps.
+type FieldsObserver interface {
+	Observer
+	// GotFields is called with the final response's fields.
+	GotFields(f *Fields)
 }
 
 // got1xx passes an interim response to o when it takes them (an
@@ -1017,6 +1032,7 @@ func (cc *clientConn) readResponse(req *http.Request, o Observer) (*response, er
 	first := true
 	budget := cc.t.maxHeaderBytes
 	interims := 0
+	fo, raw := o.(FieldsObserver)
 	for {
 		if first {
 			if _, err := cc.br.Peek(1); err != nil {
@@ -1031,10 +1047,18 @@ func (cc *clientConn) readResponse(req *http.Request, o Observer) (*response, er
 		// kept by its hook.
 		resp := new(response)
 		res := &resp.res
-		if err := readHead(cc.br, &budget, &cc.scratch, res, resp.vals[:]); err != nil {
+		if raw {
+			if err := readHeadFields(cc.br, &budget, &cc.scratch, res, &cc.fields); err != nil {
+				return nil, err
+			}
+		} else if err := readHead(cc.br, &budget, &cc.scratch, res, resp.vals[:]); err != nil {
 			return nil, err
 		}
-		if res.StatusCode >= 100 && res.StatusCode < 200 && res.StatusCode != http.StatusSwitchingProtocols {
+		interim := res.StatusCode >= 100 && res.StatusCode < 200 && res.StatusCode != http.StatusSwitchingProtocols
+		if raw && interim {
+			res.Header = cc.fields.Header()
+		}
+		if interim {
 			// Interim responses share the header limit with the final
 			// one, so a target cannot send them for ever; one handed to
 			// Got1xxResponse is the hook's to limit, as with net/http.
@@ -1053,6 +1077,9 @@ func (cc *clientConn) readResponse(req *http.Request, o Observer) (*response, er
 			continue
 		}
 		res.Request = req
+		if raw {
+			fo.GotFields(&cc.fields)
+		}
 		return resp, nil
 	}
 }

@@ -647,6 +647,77 @@ func TestTransportRoundTripTarget(t *testing.T) {
 	}
 }
 
+// fieldsObserver takes the final response's fields raw and the interim
+// responses as maps.
+type fieldsObserver struct {
+	fields  *Fields
+	interim []http.Header
+}
+
+func (o *fieldsObserver) DNSStart()              {}
+func (o *fieldsObserver) DNSDone()               {}
+func (o *fieldsObserver) ConnectStart()          {}
+func (o *fieldsObserver) ConnectDone(error)      {}
+func (o *fieldsObserver) TLSHandshakeStart()     {}
+func (o *fieldsObserver) TLSHandshakeDone(error) {}
+func (o *fieldsObserver) GotConn(net.Conn, bool) {}
+func (o *fieldsObserver) WroteRequest()          {}
+func (o *fieldsObserver) GotFirstResponseByte()  {}
+func (o *fieldsObserver) GotFields(f *Fields)    { o.fields = f }
+func (o *fieldsObserver) Got1xxResponse(code int, h http.Header) error {
+	o.interim = append(o.interim, h)
+	return nil
+}
+
+// TestTransportFields checks a round trip for a FieldsObserver: the
+// response has no header map, its fields come in order with their names
+// canonical, an interim response still comes as a map, the framing is set
+// (a chunked body is read whole), and the connection is reused after.
+func TestTransportFields(t *testing.T) {
+	t.Parallel()
+	srv := newRawServer(t, respondEach("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"+
+		"HTTP/1.1 200 OK\r\nset-cookie: a=1\r\nX-App: v\r\nSet-Cookie: b=2\r\nTransfer-Encoding: chunked\r\n\r\n"+
+		"5\r\nhello\r\n0\r\n\r\n"))
+	tr := newTestTransport(t, TransportOptions{MaxIdleConnsPerHost: 4, ResponseHeaderTimeout: guard})
+	for i := range 2 {
+		o := &fieldsObserver{}
+		req, err := http.NewRequest(http.MethodGet, srv.url("/"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := tr.RoundTripTarget(req, "http", srv.addr, time.Time{}, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Header != nil || o.fields == nil {
+			t.Fatalf("round trip %d: header map %v, fields %v", i, res.Header, o.fields)
+		}
+		var got []string
+		for j := range o.fields.Len() {
+			if !o.fields.Framing(j) {
+				got = append(got, string(o.fields.Name(j))+"="+string(o.fields.Value(j)))
+			}
+		}
+		if want := []string{"Set-Cookie=a=1", "X-App=v", "Set-Cookie=b=2"}; !slices.Equal(got, want) {
+			t.Errorf("round trip %d: fields %q, want %q", i, got, want)
+		}
+		if len(o.interim) != 1 || o.interim[0].Get("Link") != "</a.css>; rel=preload" {
+			t.Errorf("round trip %d: interim responses %v", i, o.interim)
+		}
+		if !slices.Equal(res.TransferEncoding, []string{"chunked"}) || res.ContentLength != -1 {
+			t.Errorf("round trip %d: framing %v %d", i, res.TransferEncoding, res.ContentLength)
+		}
+		b, err := io.ReadAll(res.Body)
+		_ = res.Body.Close()
+		if err != nil || string(b) != "hello" {
+			t.Fatalf("round trip %d: body %q, %v", i, b, err)
+		}
+	}
+	if n := srv.accepts.Load(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
+	}
+}
+
 func TestTransportRefusesBadRequests(t *testing.T) {
 	t.Parallel()
 	got := make(chan int, 16)
