@@ -429,20 +429,9 @@ func declaredTrailer(vals []string) (http.Header, error) {
 // "Connection: keep-alive".
 func shouldClose(minor int, conn []string) bool {
 	if minor == 0 {
-		return !hasToken(conn, "keep-alive")
+		return !httpsyntax.AnyHasToken(conn, "keep-alive")
 	}
-	return hasToken(conn, "close")
-}
-
-func hasToken(vals []string, token string) bool {
-	for _, v := range vals {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
-		}
-	}
-	return false
+	return httpsyntax.AnyHasToken(conn, "close")
 }
 
 // validHost refuses Host values with bytes no reg-name, IPv4 or IPv6

@@ -422,7 +422,7 @@ func (w *response) commit(final bool) {
 	default:
 		w.closeAfter = true // HTTP/1.0: the end of the body is the close
 	}
-	if req.Close || c.readErr.Load() || c.srv.closed.Load() || hasToken(h["Connection"], "close") {
+	if req.Close || c.readErr.Load() || c.srv.closed.Load() || httpsyntax.AnyHasToken(h["Connection"], "close") {
 		w.closeAfter = true
 	}
 	if !c.bodyDone.Load() {
@@ -448,7 +448,7 @@ func (w *response) commit(final bool) {
 	// The handler's Connection field, unless it would promise a
 	// keep-alive the server does not keep (as net/http).
 	switch conn := h["Connection"]; {
-	case w.closeAfter && hasToken(conn, "close"):
+	case w.closeAfter && httpsyntax.AnyHasToken(conn, "close"):
 		writeField(bw, "Connection", conn)
 	case w.closeAfter && req.ProtoAtLeast(1, 1):
 		_, _ = bw.WriteString("Connection: close\r\n")

@@ -40,6 +40,56 @@ func BreaksField(v string) bool {
 	return false
 }
 
+// ListHasToken reports whether a comma-separated field value (such as
+// Connection's) holds token, in any ASCII case, with optional white space
+// (spaces and tabs) around it.
+func ListHasToken[L, T string | []byte](list L, token T) bool {
+	for start := 0; start <= len(list); {
+		end := start
+		for end < len(list) && list[end] != ',' {
+			end++
+		}
+		a, b := start, end
+		for a < b && (list[a] == ' ' || list[a] == '\t') {
+			a++
+		}
+		for b > a && (list[b-1] == ' ' || list[b-1] == '\t') {
+			b--
+		}
+		if b-a == len(token) && b > a {
+			same := true
+			for i := range len(token) {
+				if lowerASCII(list[a+i]) != lowerASCII(token[i]) {
+					same = false
+					break
+				}
+			}
+			if same {
+				return true
+			}
+		}
+		start = end + 1
+	}
+	return false
+}
+
+// AnyHasToken is ListHasToken over the values of a repeated field.
+func AnyHasToken(values []string, token string) bool {
+	for _, v := range values {
+		if ListHasToken(v, token) {
+			return true
+		}
+	}
+	return false
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
 // IsTokenByte reports whether b may appear in a token (RFC 9110 5.6.2):
 // a method or a field name.
 func IsTokenByte(b byte) bool {

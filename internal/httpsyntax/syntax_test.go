@@ -77,3 +77,27 @@ func TestHeaderValue(t *testing.T) {
 		t.Errorf("HeaderValue(nil) = %q", got)
 	}
 }
+
+func TestListHasToken(t *testing.T) {
+	for _, tt := range []struct {
+		list, token string
+		want        bool
+	}{
+		{"close", "close", true},
+		{"keep-alive, Close", "close", true},
+		{"upgrade,\tCLOSE \t", "close", true},
+		{"closed", "close", false},
+		{"clos", "close", false},
+		{"", "close", false},
+		{",,", "close", false},
+		{"X-Hop, x-other", "X-OTHER", true},
+		{"a b", "a", false},
+	} {
+		if got := ListHasToken([]byte(tt.list), tt.token); got != tt.want {
+			t.Errorf("ListHasToken(%q, %q) = %v", tt.list, tt.token, got)
+		}
+		if got := ListHasToken([]byte(tt.list), []byte(tt.token)); got != tt.want {
+			t.Errorf("ListHasToken(%q, []byte %q) = %v", tt.list, tt.token, got)
+		}
+	}
+}

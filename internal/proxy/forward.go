@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -335,17 +334,8 @@ func (h *Handler) relayFields(w http.ResponseWriter, res *http.Response, ex *exc
 // Connection fields at conns (indexes into f) list.
 func connectionNames(f *upstream.Fields, conns []int, name []byte) bool {
 	for _, i := range conns {
-		v := f.Value(i)
-		for len(v) > 0 {
-			token := v
-			if j := bytes.IndexByte(v, ','); j >= 0 {
-				token, v = v[:j], v[j+1:]
-			} else {
-				v = nil
-			}
-			if bytes.EqualFold(bytes.Trim(token, " \t"), name) {
-				return true
-			}
+		if httpsyntax.ListHasToken(f.Value(i), name) {
+			return true
 		}
 	}
 	return false

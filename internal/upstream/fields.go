@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"net/http"
 	"strings"
+
+	"github.com/gatewise/gatewise/internal/httpsyntax"
 )
 
 // fieldsInline is how many header fields a Fields holds without another
@@ -155,10 +157,10 @@ func (f *Fields) frame(res *http.Response) error {
 		v := f.Value(i)
 		switch string(f.Name(i)) {
 		case "Connection":
-			if hasTokenBytes(v, "close") {
+			if httpsyntax.ListHasToken(v, "close") {
 				res.Close = true
 			}
-			if hasTokenBytes(v, "keep-alive") {
+			if httpsyntax.ListHasToken(v, "keep-alive") {
 				keepAlive = true
 			}
 		case "Transfer-Encoding":
@@ -238,20 +240,4 @@ func parseLength(b []byte) (int64, bool) {
 		n = n*10 + d
 	}
 	return n, true
-}
-
-// hasTokenBytes is hasToken for one field value.
-func hasTokenBytes(v []byte, token string) bool {
-	for len(v) > 0 {
-		part := v
-		if i := bytes.IndexByte(v, ','); i >= 0 {
-			part, v = v[:i], v[i+1:]
-		} else {
-			v = nil
-		}
-		if strings.EqualFold(string(bytes.Trim(part, " \t")), token) {
-			return true
-		}
-	}
-	return false
 }

@@ -169,10 +169,10 @@ func parseStatusLine(line string, res *http.Response) error {
 // until the connection closes; and whether the connection closes after.
 func frame(res *http.Response) error {
 	h := res.Header
-	if conn, ok := h["Connection"]; ok && hasToken(conn, "close") {
+	if conn, ok := h["Connection"]; ok && httpsyntax.AnyHasToken(conn, "close") {
 		res.Close = true
 	}
-	if res.ProtoMajor == 1 && res.ProtoMinor == 0 && !hasToken(h["Connection"], "keep-alive") {
+	if res.ProtoMajor == 1 && res.ProtoMinor == 0 && !httpsyntax.AnyHasToken(h["Connection"], "keep-alive") {
 		res.Close = true
 	}
 	cl, hasCL := h["Content-Length"]
@@ -233,19 +233,6 @@ func allDigits(s string) bool {
 		}
 	}
 	return true
-}
-
-// hasToken reports whether a comma-separated header holds token, in any
-// case, with optional white space (spaces and tabs) around it.
-func hasToken(values []string, token string) bool {
-	for _, v := range values {
-		for part := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.Trim(part, " \t"), token) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // chunkedBody reads a chunked body and then its trailer section into the
