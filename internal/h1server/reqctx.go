@@ -34,6 +34,9 @@ type requestContext struct {
 
 	url  url.URL
 	vals [inlineValues]string
+
+	// key and val: the one value SetValue put on the context.
+	key, val any
 }
 
 type afterFunc struct {
@@ -69,8 +72,28 @@ func (c *requestContext) Err() error {
 	return c.err
 }
 
-// Value returns the connection context's value for key.
-func (c *requestContext) Value(key any) any { return c.parent.Value(key) }
+// Value returns the value SetValue set for key, else the connection
+// context's value for key.
+func (c *requestContext) Value(key any) any {
+	if c.key != nil && key == c.key {
+		return c.val
+	}
+	return c.parent.Value(key)
+}
+
+// SetValue makes Value return val for key (comparable, not nil), so that
+// a middleware with one value to add (the access log's record) needs
+// neither a context of its own nor a copy of the request to carry it. It
+// reports false when a value is set already, and must be called before
+// the context is shared with another goroutine (the handler's first
+// middleware does).
+func (c *requestContext) SetValue(key, val any) bool {
+	if c.key != nil || key == nil {
+		return false
+	}
+	c.key, c.val = key, val
+	return true
+}
 
 // String names the context, as the context package's own do.
 func (c *requestContext) String() string { return "h1server.requestContext" }

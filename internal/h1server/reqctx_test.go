@@ -173,3 +173,30 @@ func FuzzParseOriginForm(f *testing.F) {
 		}
 	})
 }
+
+// TestRequestContextSetValue checks the one value a middleware may set:
+// Value returns it, the parent's values still come through, and a second
+// value or a nil key is refused.
+func TestRequestContextSetValue(t *testing.T) {
+	type key struct{}
+	type other struct{}
+	parent := context.WithValue(context.Background(), other{}, "parent")
+	c := newRequestContext(parent)
+	if c.SetValue(nil, 1) {
+		t.Error("SetValue took a nil key")
+	}
+	if !c.SetValue(key{}, "mine") {
+		t.Fatal("SetValue refused the first value")
+	}
+	if c.SetValue(key{}, "again") || c.SetValue(other{}, "again") {
+		t.Error("SetValue took a second value")
+	}
+	if c.Value(key{}) != "mine" || c.Value(other{}) != "parent" {
+		t.Errorf("Value: %v, %v", c.Value(key{}), c.Value(other{}))
+	}
+	derived, cancel := context.WithCancel(c)
+	defer cancel()
+	if derived.Value(key{}) != "mine" {
+		t.Errorf("a derived context's Value: %v", derived.Value(key{}))
+	}
+}

@@ -96,7 +96,9 @@ func (a *AccessLog) Wrap(next http.Handler) http.Handler {
 		}
 		rec := &q.rec
 		rec.ID, rec.Start = id, start
-		r = r.WithContext(q)
+		if vs, ok := r.Context().(valueSetter); !ok || !vs.SetValue(recordKey{}, rec) {
+			r = r.WithContext(q)
+		}
 		var body *countingBody
 		if r.Body != nil && r.Body != http.NoBody {
 			body = &q.body
@@ -164,6 +166,13 @@ func (q *request) Value(key any) any {
 
 // String names the context, as the context package's own do.
 func (q *request) String() string { return "obs.request" }
+
+// valueSetter is a request context that carries one more value without
+// being wrapped (h1server's): the record then rides on it, and the request
+// is not copied to carry a context of the access log's own.
+type valueSetter interface {
+	SetValue(key, val any) bool
+}
 
 // wakeRegistry is the parent context's way to wake a blocked upstream
 // exchange without context.AfterFunc (see upstream.wakeRegistry).

@@ -62,11 +62,18 @@ func readHeadFields(br *bufio.Reader, budget *int64, scratch *[]byte, res *http.
 		return err
 	}
 	*res = http.Response{ContentLength: -1}
-	if err := parseStatusLine(string(f.block[:f.statusLen]), res); err != nil {
+	line := commonStatusLine // no allocation for the usual one
+	if string(f.block[:f.statusLen]) != commonStatusLine {
+		line = string(f.block[:f.statusLen])
+	}
+	if err := parseStatusLine(line, res); err != nil {
 		return err
 	}
 	return f.frame(res)
 }
+
+// commonStatusLine is the status line most responses have.
+const commonStatusLine = "HTTP/1.1 200 OK"
 
 // maxScratch is the largest header buffer a connection keeps between
 // responses.
