@@ -53,11 +53,11 @@ func (f *Fields) Get(name string) ([]byte, bool) {
 	return nil, false
 }
 
-// Framing reports whether the i-th field is one of the answer's framing
-// fields that the transport has dealt with and that are not the answer's
-// as such: Transfer-Encoding, and a Content-Length when the body is
-// chunked or the field repeats an earlier one (Header leaves them out).
-func (f *Fields) Framing(i int) bool {
+// framing reports whether the i-th field is one of the answer's framing
+// fields that frame has dealt with and that are not the answer's as such:
+// Transfer-Encoding, and a Content-Length when the body is chunked or the
+// field repeats an earlier one (the header map leaves them out).
+func (f *Fields) framing(i int) bool {
 	switch string(f.Name(i)) {
 	case "Transfer-Encoding":
 		return true
@@ -75,9 +75,10 @@ func (f *Fields) Framing(i int) bool {
 }
 
 // Header returns the fields as a header map, the one readHead would have
-// returned: framing fields left out (see Framing), each value a copy.
+// returned: framing fields left out (Transfer-Encoding, a Content-Length
+// beside it or repeated), each value a copy.
 func (f *Fields) Header() http.Header {
-	return f.header(string(f.block), nil, true)
+	return f.header(string(f.block), nil)
 }
 
 // read reads the status line and the header fields from br into f,
@@ -119,12 +120,11 @@ func (f *Fields) read(br *bufio.Reader, budget *int64, scratch *[]byte, at []hea
 	return nil
 }
 
-// header builds the map of f's fields from s, a string of f.block, the
-// values being capacity-limited slices of vals when it has room for one per
-// field (else of an array it allocates). Framing fields are left out when
-// skipFraming is set: after f.frame; readHead's map keeps them for the
-// package's frame, which deletes them itself.
-func (f *Fields) header(s string, vals []string, skipFraming bool) http.Header {
+// header builds the map of f's fields, after frame, from s, a string of
+// f.block, the values being capacity-limited slices of vals when it has
+// room for one per field (else of an array it allocates). Framing fields
+// are left out.
+func (f *Fields) header(s string, vals []string) http.Header {
 	h := make(http.Header, len(f.at))
 	if len(vals) >= len(f.at) {
 		vals = vals[:len(f.at)]
@@ -132,7 +132,7 @@ func (f *Fields) header(s string, vals []string, skipFraming bool) http.Header {
 		vals = make([]string, len(f.at))
 	}
 	for i, hf := range f.at {
-		if skipFraming && f.Framing(i) {
+		if f.framing(i) {
 			continue
 		}
 		k, v := s[hf.k0:hf.k1], s[hf.v0:hf.v1]
@@ -146,9 +146,9 @@ func (f *Fields) header(s string, vals []string, skipFraming bool) http.Header {
 	return h
 }
 
-// frame is the package's frame for a response whose fields are in f, with
-// the same rules and errors: it sets res's framing (Close, ContentLength,
-// TransferEncoding, Trailer) and f.chunked.
+// frame sets res's body framing from f's fields (chunked, a length, or
+// until the connection closes) and whether the connection closes after:
+// res.Close, ContentLength, TransferEncoding and Trailer; and f.chunked.
 func (f *Fields) frame(res *http.Response) error {
 	var keepAlive, hasCL, hasTE bool
 	var cl, te []byte
@@ -189,10 +189,15 @@ func (f *Fields) frame(res *http.Response) error {
 		f.chunked = true
 		res.TransferEncoding = []string{"chunked"}
 		if res.ProtoMinor == 0 {
-			res.Close = true // see frame
+			// HTTP/1.0 has no transfer codings: a chunked body is read as
+			// sent, but its framing is not trusted for another response
+			// (RFC 9112 6.1).
+			res.Close = true
 		}
 		if hasCL {
-			res.Close = true // see frame
+			// Both: the length is ignored and the connection not reused
+			// (RFC 9112 6.3), as a request smuggling defence.
+			res.Close = true
 		}
 		for i := range f.at {
 			if string(f.Name(i)) != "Trailer" {

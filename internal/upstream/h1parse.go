@@ -49,14 +49,17 @@ func readHead(br *bufio.Reader, budget *int64, scratch *[]byte, res *http.Respon
 	if err := parseStatusLine(s[:f.statusLen], res); err != nil {
 		return err
 	}
-	res.Header = f.header(s, vals, false)
-	return frame(res)
+	if err := f.frame(res); err != nil {
+		return err
+	}
+	res.Header = f.header(s, vals)
+	return nil
 }
 
 // readHeadFields is readHead without the header map: res.Header is nil and
 // f holds the fields, in the buffer *scratch lends (see Fields). res's
-// framing is set as readHead sets it, and f.Header builds the map readHead
-// would have.
+// framing is readHead's (both use Fields.frame), and f.Header builds the
+// map readHead would have.
 func readHeadFields(br *bufio.Reader, budget *int64, scratch *[]byte, res *http.Response, f *Fields) error {
 	if err := f.read(br, budget, scratch, f.inline[:0]); err != nil {
 		return err
@@ -170,76 +173,6 @@ func parseStatusLine(line string, res *http.Response) error {
 	res.StatusCode = n
 	res.Status = rest
 	return nil
-}
-
-// frame sets the body's framing from the headers: chunked, a length, or
-// until the connection closes; and whether the connection closes after.
-func frame(res *http.Response) error {
-	h := res.Header
-	if conn, ok := h["Connection"]; ok && httpsyntax.AnyHasToken(conn, "close") {
-		res.Close = true
-	}
-	if res.ProtoMajor == 1 && res.ProtoMinor == 0 && !httpsyntax.AnyHasToken(h["Connection"], "keep-alive") {
-		res.Close = true
-	}
-	cl, hasCL := h["Content-Length"]
-	if te, ok := h["Transfer-Encoding"]; ok {
-		if len(te) != 1 || !strings.EqualFold(te[0], "chunked") {
-			return malformed("unsupported transfer encoding")
-		}
-		delete(h, "Transfer-Encoding")
-		res.TransferEncoding = []string{"chunked"}
-		if res.ProtoMinor == 0 {
-			// HTTP/1.0 has no transfer codings: a chunked body is read as
-			// sent, but its framing is not trusted for another response
-			// (RFC 9112 6.1).
-			res.Close = true
-		}
-		if hasCL {
-			// Both: the length is ignored and the connection not reused
-			// (RFC 9112 6.3), as a request smuggling defence.
-			delete(h, "Content-Length")
-			res.Close = true
-		}
-		if tr, ok := h["Trailer"]; ok {
-			res.Trailer = make(http.Header)
-			for _, v := range tr {
-				for name := range strings.SplitSeq(v, ",") {
-					if name = strings.Trim(name, " \t"); validHeaderName(name) {
-						res.Trailer[http.CanonicalHeaderKey(name)] = nil
-					}
-				}
-			}
-		}
-		return nil
-	}
-	if hasCL {
-		first := cl[0]
-		for _, v := range cl[1:] {
-			if v != first {
-				return malformed("conflicting Content-Length")
-			}
-		}
-		n, err := strconv.ParseInt(first, 10, 64)
-		if err != nil || !allDigits(first) {
-			return malformed("bad Content-Length")
-		}
-		if len(cl) > 1 {
-			h["Content-Length"] = cl[:1]
-		}
-		res.ContentLength = n
-	}
-	return nil
-}
-
-// allDigits reports whether s is made of ASCII digits only (no sign).
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // chunkedBody reads a chunked body and then its trailer section into the

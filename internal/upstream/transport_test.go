@@ -694,7 +694,7 @@ func TestTransportFields(t *testing.T) {
 		}
 		var got []string
 		for j := range o.fields.Len() {
-			if !o.fields.Framing(j) {
+			if !o.fields.framing(j) {
 				got = append(got, string(o.fields.Name(j))+"="+string(o.fields.Value(j)))
 			}
 		}
