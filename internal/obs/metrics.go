@@ -28,6 +28,7 @@ type Metrics struct {
 	retries          *prometheus.CounterVec
 	retriesDenied    *prometheus.CounterVec
 	idleTimeout      *prometheus.GaugeVec
+	resends          *prometheus.CounterVec
 	connsRejected    *prometheus.CounterVec
 	fpm              *fpmMetrics
 	// codes holds the status codes 100 to 599 as label values, so that
@@ -136,13 +137,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Name: "gatewise_upstream_learned_idle_timeout_seconds",
 		Help: "Each target's keep-alive idle timeout as learned by the gateway (0 while unknown).",
 	}, []string{"pool", "target"})
+	m.resends = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatewise_upstream_resends_total",
+		Help: "Requests sent again on another connection because the target had closed the pooled keep-alive connection they took (the keep-alive race, met and survived), by pool and target.",
+	}, []string{"pool", "target"})
 	m.connsRejected = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatewise_connections_rejected_total",
 		Help: "Client connections closed at accept for a connection limit, by reason (max_conns or max_conns_per_ip).",
 	}, []string{"reason"})
 	collectors := []prometheus.Collector{m.connsRejected, m.requests, m.requestDuration, m.upstreamFailures,
 		m.upstreamAttempts, m.upstreamTTFB, m.inFlight, m.reloads, m.targetHealthy, m.ejections,
-		m.panics, m.healthChecks, m.transitions, m.retries, m.retriesDenied, m.idleTimeout}
+		m.panics, m.healthChecks, m.transitions, m.retries, m.retriesDenied, m.idleTimeout, m.resends}
 	m.fpm = newFPMMetrics()
 	for _, c := range append(collectors, m.fpm.collectors()...) {
 		if err := reg.Register(c); err != nil {
@@ -253,6 +258,10 @@ func (m *Metrics) ObserveRetryDenied(pool string, id cause.ID, reason string) {
 func (m *Metrics) SetLearnedIdleTimeout(pool, target string, d time.Duration) {
 	m.idleTimeout.WithLabelValues(pool, target).Set(d.Seconds())
 }
+
+// ObserveResend counts a request sent again on another connection to
+// target of pool, the pooled one having been closed under it.
+func (m *Metrics) ObserveResend(pool, target string) { m.resends.WithLabelValues(pool, target).Inc() }
 
 // ObserveConnRejected counts a client connection closed at accept.
 func (m *Metrics) ObserveConnRejected(reason string) { m.connsRejected.WithLabelValues(reason).Inc() }

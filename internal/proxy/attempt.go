@@ -273,6 +273,9 @@ func (t *attemptTransport) attempt(req *http.Request, rec *obs.Record, target *u
 	}
 	phase, phases, read, firstByte := tr.state()
 	rec.SetPhases(phases)
+	if tr.resent && h.metrics != nil {
+		h.metrics.ObserveResend(t.pool.Name, target.Addr)
+	}
 	if err != nil {
 		if errors.Is(context.Cause(ctx), errPerTryTimeout) {
 			err = perTryTimeoutError{err}

@@ -38,6 +38,8 @@ type attemptTrace struct {
 	// (fieldsTrace), into fields, on the direct path.
 	wantFields bool
 	fields     *upstream.Fields
+	// resent: the request went again on another connection (Resending).
+	resent bool
 }
 
 // fieldsTrace is an attemptTrace that takes the final response's header
@@ -121,6 +123,25 @@ func (a *attemptTrace) GotConn(c net.Conn, reused bool) {
 	}
 	a.mu.Unlock()
 }
+
+// Resending forgets the connection the request first went on: the
+// transport found it closed by the target before any answer and sends the
+// request again on another (upstream.ResendObserver). The attempt's phase
+// and timings start over with the new connection.
+func (a *attemptTrace) Resending() {
+	a.mu.Lock()
+	a.phase = cause.PhaseNone
+	a.phases = obs.Phases{}
+	a.dnsStart, a.connStart, a.tlsStart, a.wrote, a.firstByte = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	a.interimSeen = false
+	a.conn, a.readAtGotConn = nil, 0
+	a.fields = nil
+	a.resent = true
+	a.mu.Unlock()
+}
+
+// The attempt hears of a request sent again on another connection.
+var _ upstream.ResendObserver = (*attemptTrace)(nil)
 
 // WroteRequest notes the whole request written.
 func (a *attemptTrace) WroteRequest() {

@@ -18,7 +18,7 @@ func Wrap(c net.Conn) net.Conn {
 		return c
 	}
 	w := &Conn{Conn: c, rc: rc}
-	w.rfn, w.wfn = w.rawRead, w.rawWrite
+	w.rfn, w.wfn, w.afn = w.rawRead, w.rawWrite, w.awaitRead
 	return w
 }
 

@@ -42,6 +42,12 @@ type Conn struct {
 	rn   int
 	rerr error
 	rfn  func(uintptr) bool // rawRead bound once: no closure per call
+	// send is WriteThenAwaitRead's write, and sendErr its error; sent
+	// says whether the callback ran it. afn is awaitRead bound once.
+	send    func() error
+	sendErr error
+	sent    bool
+	afn     func(uintptr) bool
 
 	wmu  sync.Mutex // serializes Write, and guards the write callback's fields
 	wbuf []byte
@@ -69,6 +75,48 @@ func (c *Conn) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return c.rn, nil
+}
+
+// WriteThenAwaitRead calls send, which writes to the connection (a
+// request), then waits until the socket has something to read (the
+// answer, a FIN or a reset), its read deadline passes or it is closed,
+// without reading. The Read that follows then finds its bytes at once,
+// where a plain Write and Read would make a read that finds nothing
+// (EAGAIN) before waiting: one system call fewer per exchange.
+//
+// The wait forgets any readiness the poller noted before send: bytes that
+// were already waiting on the socket wake it only when more arrive. Use it
+// only when the peer sends nothing before it has what send writes (a
+// request to an HTTP/1.1 server on a connection with nothing pending).
+//
+// It returns send's error. A failed wait (the read deadline, a close) is
+// not returned: the Read that follows fails the same way.
+func (c *Conn) WriteThenAwaitRead(send func() error) error {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	c.send, c.sendErr, c.sent = send, nil, false
+	err := c.rc.Read(c.afn)
+	sendErr := c.sendErr
+	if !c.sent {
+		// The RawConn did not call back (closed): send as usual.
+		sendErr = send()
+	}
+	c.send, c.sendErr = nil, nil
+	_ = err // the Read that follows reports it
+	return sendErr
+}
+
+// awaitRead is WriteThenAwaitRead's RawConn.Read callback: the first call
+// sends (after the RawConn reset the socket's readiness) and asks to
+// wait, unless the send failed; the next, once the socket is readable,
+// ends the wait.
+func (c *Conn) awaitRead(uintptr) bool {
+	if c.sent {
+		return true
+	}
+	c.sent = true
+	c.sendErr = c.send()
+	return c.sendErr != nil
 }
 
 // Write writes all of p to the socket, waiting for room as net.Conn's

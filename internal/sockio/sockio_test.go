@@ -275,3 +275,90 @@ func TestWrapLeavesOtherConnsAlone(t *testing.T) {
 		t.Errorf("NetConn = %T", c.NetConn())
 	}
 }
+
+// TestWriteThenAwaitRead: the request goes out, the call returns once the
+// answer is there to read (not before), and the Read that follows gets
+// it; the peer's FIN ends the wait too.
+func TestWriteThenAwaitRead(t *testing.T) {
+	t.Parallel()
+	w, p := pair(t)
+	onLinux(t, w)
+	c := w.(*Conn)
+	answer := make(chan struct{})
+	go func() {
+		buf := make([]byte, 7)
+		if _, err := io.ReadFull(p, buf); err != nil || string(buf) != "request" {
+			t.Errorf("peer read %q, %v", buf, err)
+			return
+		}
+		<-answer
+		_, _ = p.Write([]byte("answer"))
+		buf = buf[:5]
+		if _, err := io.ReadFull(p, buf); err != nil || string(buf) != "again" {
+			t.Errorf("peer read %q, %v", buf, err)
+		}
+		_ = p.Close()
+	}()
+	sends := 0
+	done := make(chan error, 1)
+	go func() {
+		done <- c.WriteThenAwaitRead(func() error {
+			sends++
+			_, err := c.Write([]byte("request"))
+			return err
+		})
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("returned before the answer was sent: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(answer)
+	if err := <-done; err != nil || sends != 1 {
+		t.Fatalf("WriteThenAwaitRead: %v after %d sends", err, sends)
+	}
+	buf := make([]byte, 16)
+	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "answer" {
+		t.Fatalf("Read after the wait: %q, %v", buf[:n], err)
+	}
+	// The peer closes after the second request: that ends the wait.
+	if err := c.WriteThenAwaitRead(func() error { _, err := c.Write([]byte("again")); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.Read(buf); n != 0 || err != io.EOF {
+		t.Fatalf("Read after the peer's close: %d, %v, want io.EOF", n, err)
+	}
+}
+
+// TestWriteThenAwaitReadFailures: a failed send is returned at once
+// without waiting; a read deadline ends the wait and the Read that
+// follows reports it; on a closed connection the send runs and fails.
+func TestWriteThenAwaitReadFailures(t *testing.T) {
+	t.Parallel()
+	w, _ := pair(t)
+	onLinux(t, w)
+	c := w.(*Conn)
+	errSend := errors.New("send failed")
+	if err := c.WriteThenAwaitRead(func() error { return errSend }); !errors.Is(err, errSend) {
+		t.Fatalf("failed send: %v, want %v", err, errSend)
+	}
+	if err := c.SetReadDeadline(time.Now().Add(20 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WriteThenAwaitRead(func() error { return nil }); err != nil {
+		t.Fatalf("wait past the deadline: %v, want nil (the read reports it)", err)
+	}
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read after the deadline: %v", err)
+	}
+	_ = c.Close()
+	sent := false
+	err := c.WriteThenAwaitRead(func() error {
+		sent = true
+		_, err := c.Write([]byte("x"))
+		return err
+	})
+	if !sent || !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("on a closed connection: sent %v, %v; want the send's net.ErrClosed", sent, err)
+	}
+}

@@ -14,9 +14,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gatewise/gatewise/internal/httpsyntax"
+	"github.com/gatewise/gatewise/internal/sockio"
 )
 
 // Transport is the gateway's HTTP/1.1 client to upstream targets, an
@@ -35,13 +37,20 @@ import (
 // proxy learns the phase a failure happened in.
 //
 // Keep-alive connections are pooled per target, most recently used first.
-// A pooled connection is checked before reuse, with a read that does not
-// wait: one the target has closed (or sent anything unasked on) is dropped
-// and the request goes out on another, so the keep-alive race is met only
-// in the microseconds between that check and the write. A sweep closes
-// connections idle past IdleConnTimeout or their target's learned
-// keep-alive timeout (see IdleLearner), and notices the targets' idle
-// closes so the learner knows of them.
+// A request that may be sent twice (replayable: GET, HEAD, OPTIONS or TRACE
+// without a body) takes a pooled connection as it is, and is sent again,
+// once, on a checked or new connection when the one it took turns out
+// closed before any byte of an answer (an EOF or a reset, on the write or
+// the read), or answers 408 (a target's notice that it timed out the idle
+// connection): the keep-alive race costs it a round trip, never an error.
+// Any other request takes a pooled connection only after a check, a read
+// that does not wait: one the target has closed (or sent anything unasked
+// on) is dropped and the request goes out on another, so that request
+// meets the keep-alive race only in the microseconds between that check
+// and the write. A sweep checks the connections idle for 50 ms or more,
+// every 50 ms: it closes those idle past IdleConnTimeout or their target's
+// learned keep-alive timeout (see IdleLearner), and notices the targets'
+// idle closes so the learner knows of them.
 //
 // A Transport must be built with NewTransport. It is safe for use by many
 // goroutines.
@@ -72,7 +81,8 @@ type Transport struct {
 // its default.
 type TransportOptions struct {
 	// Dial makes a TCP connection. Default: a net.Dialer with a 10s
-	// timeout. Its connections should be *Conn (see Dialer) for the byte
+	// timeout, its connections read and written with raw system calls
+	// (sockio.Wrap). Its connections should be *Conn (see Dialer) for the byte
 	// counts and the idle learning.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// TLSClientConfig is used for https:// targets. Default: an empty
@@ -116,7 +126,14 @@ func NewTransport(o TransportOptions) *Transport {
 		idle:                  make(map[connKey][]*clientConn),
 	}
 	if t.dial == nil {
-		t.dial = (&net.Dialer{Timeout: 10 * time.Second}).DialContext
+		d := &net.Dialer{Timeout: 10 * time.Second}
+		t.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return sockio.Wrap(c), nil
+		}
 	}
 	if t.tlsConfig == nil {
 		t.tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
@@ -160,9 +177,20 @@ type clientConn struct {
 	// wake wakes any blocked read or write on conn; made once per
 	// connection so that each request's context.AfterFunc need not.
 	wake func()
+	// awaiter sends a request and waits for the answer without the read
+	// that finds nothing (nil: over TLS, or no raw socket under conn).
+	// sendFn is sendPending bound once, and pending the request it sends.
+	awaiter readAwaiter
+	sendFn  func() error
+	pending pendingRequest
 	// fields holds a response's header fields for a FieldsObserver,
 	// in scratch, until the response's body ends.
 	fields Fields
+	// unchecked: the connection came from the pool without the check
+	// (alive) for a replayable request, which is sent again elsewhere
+	// when it turns out closed. silent: no byte of an answer has come
+	// on it for the request.
+	unchecked, silent bool
 	// readDeadline is the read deadline set on conn (zero: none), so
 	// that the response header timeout's deadline need not be set for
 	// every request (see armHeaderDeadline).
@@ -265,16 +293,76 @@ func (t *Transport) roundTrip(req *http.Request, scheme, host string, now time.T
 	if now.IsZero() {
 		now = t.now()
 	}
-	cc, err := t.getConn(ctx, key, now, o, traceDial)
+	replay := replayable(req)
+	cc, err := t.getConn(ctx, key, now, o, traceDial, !replay)
 	if err != nil {
 		return nil, err
 	}
+	res, err := cc.send(ctx, req, scheme, o, now)
+	if !cc.unchecked || ctx.Err() != nil {
+		return res, err
+	}
+	switch {
+	case err != nil && cc.silent && closedUnder(err):
+	case err == nil && res.StatusCode == http.StatusRequestTimeout:
+		_ = res.Body.Close()
+	default:
+		return res, err
+	}
+	// The pooled connection was closed under the request: again, on a
+	// checked or new one. The close is the target's idle close, as a
+	// check would have found it.
+	if cc.raw != nil && cc.raw.idle != nil {
+		cc.raw.idle.ObserveIdleClose(now.Sub(cc.idleSince))
+	}
+	if ro, ok := o.(ResendObserver); ok {
+		ro.Resending()
+	}
+	now = t.now()
+	if cc, err = t.getConn(ctx, key, now, o, traceDial, true); err != nil {
+		return nil, err
+	}
+	return cc.send(ctx, req, scheme, o, now)
+}
+
+// replayable reports whether req may be sent again on another connection
+// when the pooled one it went out on was found closed: its method is safe
+// (RFC 9110 9.2.1) and it has no body.
+func replayable(req *http.Request) bool {
+	if req.Body != nil && req.Body != http.NoBody {
+		return false
+	}
+	switch req.Method {
+	case http.MethodGet, "", http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+// closedUnder reports whether err says the peer closed or reset the
+// connection: an EOF, a reset, or a broken pipe on a write.
+func closedUnder(err error) bool {
+	return peerClosed(err) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED)
+}
+
+// send makes the exchange on cc, noting the write for the idle learning.
+func (cc *clientConn) send(ctx context.Context, req *http.Request, scheme string, o Observer, now time.Time) (*http.Response, error) {
 	if cc.raw != nil {
 		// The request's write, for the idle learning: the Conn of a
 		// transport reads no clock of its own (see Conn.managed).
 		cc.raw.lastWrite.Store(now.UnixNano())
 	}
 	return cc.roundTrip(ctx, req, scheme, o, now)
+}
+
+// ResendObserver is an Observer told when a replayable request is sent
+// again on another connection because the pooled one it took was closed
+// under it (see Transport): the connection events that follow are the new
+// connection's, and the first one's are void.
+type ResendObserver interface {
+	Observer
+	// Resending is called before the request is sent again.
+	Resending()
 }
 
 // Observer follows one round trip, as an httptrace.ClientTrace does. The
@@ -378,19 +466,22 @@ func dialTrace(ctx context.Context, o Observer) context.Context {
 	})
 }
 
-// getConn returns a live idle connection to key, or dials one; now is the
-// time, read from the Transport's clock.
-func (t *Transport) getConn(ctx context.Context, key connKey, now time.Time, o Observer, traceDial bool) (*clientConn, error) {
+// getConn returns an idle connection to key, or dials one; now is the
+// time, read from the Transport's clock. check: a pooled connection is
+// checked before it is returned (alive); else it is returned unchecked
+// (unchecked is set) unless bytes are waiting in its buffer.
+func (t *Transport) getConn(ctx context.Context, key connKey, now time.Time, o Observer, traceDial, check bool) (*clientConn, error) {
 	for {
 		cc := t.popIdle(key)
 		if cc == nil {
 			break
 		}
 		idle := now.Sub(cc.idleSince)
-		if idle > t.idleTimeout || cc.retire(idle) || !cc.alive() {
+		if idle > t.idleTimeout || cc.retire(idle) || cc.br.Buffered() > 0 || (check && !cc.alive()) {
 			cc.close()
 			continue
 		}
+		cc.unchecked = !check
 		if o != nil {
 			o.GotConn(cc.conn, true)
 		}
@@ -495,6 +586,9 @@ func (t *Transport) dialConn(ctx context.Context, key connKey, o Observer) (*cli
 	cc := &clientConn{t: t, key: key, conn: conn, raw: raw, peeker: newSocketPeeker(sock),
 		br: bufio.NewReaderSize(conn, 4096), bw: bufio.NewWriterSize(conn, 4096)}
 	cc.wake = func() { _ = cc.conn.SetDeadline(aLongTimeAgo()) }
+	if a, ok := sock.(readAwaiter); ok && !key.tls {
+		cc.awaiter, cc.sendFn = a, cc.sendPending
+	}
 	if o != nil {
 		o.GotConn(conn, false)
 	}
@@ -727,6 +821,7 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, scheme s
 	// A cancelled request (visitor gone, request or per-try timeout)
 	// wakes any blocked read or write.
 	wake := onCancel(ctx, cc.wake)
+	cc.silent = true
 	fail := func(err error) (*http.Response, error) {
 		wake.stop()
 		cc.close()
@@ -735,23 +830,33 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, scheme s
 		}
 		return nil, err
 	}
-	writeErr := cc.writeRequest(req, scheme)
-	if writeErr == nil {
-		writeErr = cc.bw.Flush()
-	}
-	if writeErr != nil {
+	var writeErr error
+	if cc.awaiter != nil && (req.Body == nil || req.Body == http.NoBody) {
+		// Sent, and the answer awaited, in one step: the deadline goes
+		// first.
+		if cc.t.responseHeaderTimeout > 0 {
+			if err := cc.armHeaderDeadline(req, now); err != nil {
+				return fail(err)
+			}
+		}
+		cc.pending = pendingRequest{req: req, scheme: scheme, o: o}
+		writeErr = cc.awaiter.WriteThenAwaitRead(cc.sendFn)
+		cc.pending = pendingRequest{}
+		if writeErr != nil {
+			return fail(writeErr)
+		}
+	} else {
+		writeErr = cc.sendRequest(req, scheme, o)
 		// A request that was not written whole (the target closed, the
 		// body failed) has no answer worth waiting for, except one the
 		// target sent before it stopped reading (413 to a large body).
-		if req.Body == nil || req.Body == http.NoBody || !cc.responseWaiting() {
+		if writeErr != nil && (req.Body == nil || req.Body == http.NoBody || !cc.responseWaiting()) {
 			return fail(writeErr)
 		}
-	} else if o != nil {
-		o.WroteRequest()
-	}
-	if cc.t.responseHeaderTimeout > 0 {
-		if err := cc.armHeaderDeadline(req, now); err != nil {
-			return fail(err)
+		if cc.t.responseHeaderTimeout > 0 {
+			if err := cc.armHeaderDeadline(req, now); err != nil {
+				return fail(err)
+			}
 		}
 	}
 	resp, err := cc.readResponse(req, o)
@@ -779,7 +884,10 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, scheme s
 		res.Body = &upgradedConn{cc: cc}
 		return res, nil
 	}
-	keep := !res.Close && !req.Close && cc.t.maxIdlePerHost > 0 && writeErr == nil
+	// A 408 on an unchecked connection is sent again elsewhere (see
+	// Transport): this connection is done.
+	keep := !res.Close && !req.Close && cc.t.maxIdlePerHost > 0 && writeErr == nil &&
+		!(cc.unchecked && res.StatusCode == http.StatusRequestTimeout)
 	body := &resp.body
 	*body = responseBody{cc: cc, wake: wake, keep: keep, ctx: ctx}
 	switch {
@@ -809,6 +917,37 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, scheme s
 	}
 	res.Body = body
 	return res, nil
+}
+
+// readAwaiter is a socket that sends and then waits for the answer
+// without the read that would find nothing (sockio.Conn).
+type readAwaiter interface {
+	WriteThenAwaitRead(send func() error) error
+}
+
+// pendingRequest is what sendPending sends.
+type pendingRequest struct {
+	req    *http.Request
+	scheme string
+	o      Observer
+}
+
+// sendPending sends cc.pending: the awaiter's send.
+func (cc *clientConn) sendPending() error {
+	p := &cc.pending
+	return cc.sendRequest(p.req, p.scheme, p.o)
+}
+
+// sendRequest writes req and flushes it, then reports the write to o.
+func (cc *clientConn) sendRequest(req *http.Request, scheme string, o Observer) error {
+	err := cc.writeRequest(req, scheme)
+	if err == nil {
+		err = cc.bw.Flush()
+	}
+	if err == nil && o != nil {
+		o.WroteRequest()
+	}
+	return err
 }
 
 // responseWaiting reports whether a response has arrived on a connection
@@ -1038,6 +1177,7 @@ func (cc *clientConn) readResponse(req *http.Request, o Observer) (*response, er
 			if _, err := cc.br.Peek(1); err != nil {
 				return nil, err
 			}
+			cc.silent = false
 			if o != nil {
 				o.GotFirstResponseByte()
 			}

@@ -1072,43 +1072,203 @@ func TestTransportClose(t *testing.T) {
 }
 
 // TestTransportIdleCloseDetected: the target closed a pooled connection;
-// the next request goes out on a new one without an error, and the
-// target's IdleLearner learns how long the connection had been idle.
+// the next request gets its answer without an error, and the target's
+// IdleLearner learns how long the connection had been idle. A replayable
+// request (GET) takes the pooled connection unchecked, finds it closed and
+// goes again on a new one; any other (POST) finds it closed by the check
+// and goes on a new one at once.
 func TestTransportIdleCloseDetected(t *testing.T) {
 	t.Parallel()
-	closedByServer := make(chan struct{}, 4)
-	srv := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
-		if _, _, err := readRequest(br); err != nil {
-			return
-		}
-		if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
-			return
-		}
-		_ = c.Close() // an idle timeout of zero
-		closedByServer <- struct{}{}
-	})
-	clk := newClock()
-	learner := &IdleLearner{}
-	dialer := &net.Dialer{}
-	tr := newTestTransport(t, TransportOptions{
-		MaxIdleConnsPerHost: 4,
-		Dial:                Dialer(dialer.DialContext, func(string) *IdleLearner { return learner }, clk.Now),
-		Now:                 clk.Now,
-	})
-	fetch(t, tr, nil, srv.url("/"))
-	wait(t, closedByServer, "the server's close")
-	clk.Add(3 * time.Second)
-	p := &phaseTrace{}
-	if _, body := fetch(t, tr, p, srv.url("/")); body != "ok" {
-		t.Errorf("body %q", body)
-	}
-	if _, reused := p.state(); !slices.Equal(reused, []bool{false}) {
-		t.Errorf("reused %v, want a new connection", reused)
-	}
-	if got := learner.Learned(); got != 3*time.Second {
-		t.Errorf("learned idle timeout %v, want 3s", got)
+	for _, tc := range []struct {
+		method string
+		reused []bool
+	}{
+		{http.MethodGet, []bool{true, false}},
+		{http.MethodHead, []bool{true, false}},
+		{http.MethodPost, []bool{false}},
+		{http.MethodDelete, []bool{false}},
+	} {
+		t.Run(tc.method, func(t *testing.T) {
+			t.Parallel()
+			closedByServer := make(chan struct{}, 4)
+			srv := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+				if _, _, err := readRequest(br); err != nil {
+					return
+				}
+				if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
+					return
+				}
+				_ = c.Close() // an idle timeout of zero
+				closedByServer <- struct{}{}
+			})
+			clk := newClock()
+			learner := &IdleLearner{}
+			dialer := &net.Dialer{}
+			tr := newTestTransport(t, TransportOptions{
+				MaxIdleConnsPerHost: 4,
+				Dial:                Dialer(dialer.DialContext, func(string) *IdleLearner { return learner }, clk.Now),
+				Now:                 clk.Now,
+			})
+			fetch(t, tr, nil, srv.url("/"))
+			wait(t, closedByServer, "the server's close")
+			clk.Add(3 * time.Second)
+			p := &phaseTrace{}
+			res, err := roundTrip(tr, p, tc.method, srv.url("/"), nil)
+			if err != nil {
+				t.Fatalf("%s after the idle close: %v", tc.method, err)
+			}
+			_ = res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				t.Errorf("status %d", res.StatusCode)
+			}
+			if _, reused := p.state(); !slices.Equal(reused, tc.reused) {
+				t.Errorf("reused %v, want %v", reused, tc.reused)
+			}
+			if got := learner.Learned(); got != 3*time.Second {
+				t.Errorf("learned idle timeout %v, want 3s", got)
+			}
+			if n := srv.accepts.Load(); n != 2 {
+				t.Errorf("%d connections, want 2", n)
+			}
+		})
 	}
 }
+
+// TestTransportResend: a replayable request that takes a pooled
+// connection the target closed under it (a FIN, a reset, an unasked 408
+// before the close) is sent again once, on a new connection, and gets its
+// answer; one that meets the same on the new connection too gets that as
+// its answer (no loop); a POST on a connection that passed the check and
+// then closed is not sent twice.
+func TestTransportResend(t *testing.T) {
+	t.Parallel()
+	// Each server answers the first request on its first connection with
+	// 200 and keeps the connection; then that connection does after, and
+	// later connections do fresh.
+	const (
+		closeNow      = "close"          // close at once
+		reset         = "reset"          // reset at once
+		unasked408    = "unasked 408"    // send a 408, then close
+		answer200     = "answer 200"     // answer each request with 200
+		answer408     = "answer 408"     // answer each request with 408
+		readThenClose = "read and close" // read a request, close without an answer
+	)
+	for _, tc := range []struct {
+		name          string
+		method        string
+		after, fresh  string
+		status        int // the answer (0: an error)
+		reused        []bool
+		conns, posted int64
+	}{
+		{name: "FIN", method: http.MethodGet, after: closeNow, fresh: answer200, status: 200, reused: []bool{true, false}, conns: 2},
+		{name: "reset", method: http.MethodGet, after: reset, fresh: answer200, status: 200, reused: []bool{true, false}, conns: 2},
+		{name: "unasked 408", method: http.MethodHead, after: unasked408, fresh: answer200, status: 200, reused: []bool{true, false}, conns: 2},
+		{name: "408 both times", method: http.MethodGet, after: answer408, fresh: answer408, status: 408, reused: []bool{true, false}, conns: 2},
+		{name: "closed both times", method: http.MethodGet, after: readThenClose, fresh: readThenClose, reused: []bool{true, false}, conns: 2},
+		{name: "POST closed after the check", method: http.MethodPost, after: readThenClose, fresh: answer200, reused: []bool{true}, conns: 1, posted: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var conns, posted atomic.Int64
+			closed := make(chan struct{}, 1)
+			// go on: the client has read the first answer (and could
+			// not have read with it what after sends).
+			goOn := make(chan struct{})
+			read := func(br *bufio.Reader) bool {
+				req, _, err := readRequest(br)
+				if err == nil && req.Method == http.MethodPost {
+					posted.Add(1)
+				}
+				return err == nil
+			}
+			do := func(what string, c net.Conn, br *bufio.Reader) {
+				switch what {
+				case closeNow:
+				case reset:
+					_ = c.(*net.TCPConn).SetLinger(0)
+				case unasked408:
+					<-goOn
+					_, _ = io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+				case answer200, answer408:
+					answer := ok2
+					if what == answer408 {
+						answer = timeout408
+					}
+					for read(br) {
+						if _, err := io.WriteString(c, answer); err != nil {
+							return
+						}
+					}
+					return
+				case readThenClose:
+					read(br)
+					return
+				}
+				_ = c.Close()
+				closed <- struct{}{}
+			}
+			srv := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+				if conns.Add(1) > 1 {
+					do(tc.fresh, c, br)
+					return
+				}
+				if !read(br) {
+					return
+				}
+				if _, err := io.WriteString(c, ok2); err != nil {
+					return
+				}
+				do(tc.after, c, br)
+			})
+			tr := newTestTransport(t, TransportOptions{MaxIdleConnsPerHost: 4})
+			fetch(t, tr, nil, srv.url("/"))
+			close(goOn)
+			switch tc.after {
+			case closeNow, reset, unasked408:
+				wait(t, closed, "the server's close")
+			}
+			p := &phaseTrace{}
+			var body io.Reader
+			if tc.method == http.MethodPost {
+				body = strings.NewReader("x")
+			}
+			res, err := roundTrip(tr, p, tc.method, srv.url("/"), body)
+			switch {
+			case tc.status == 0 && err == nil:
+				_ = res.Body.Close()
+				t.Fatalf("status %d, want an error", res.StatusCode)
+			case tc.status == 0:
+				if !closedUnder(err) {
+					t.Errorf("error %v, want the target's close", err)
+				}
+			case err != nil:
+				t.Fatalf("%s: %v", tc.method, err)
+			default:
+				_, _ = io.Copy(io.Discard, res.Body)
+				_ = res.Body.Close()
+				if res.StatusCode != tc.status {
+					t.Errorf("status %d, want %d", res.StatusCode, tc.status)
+				}
+			}
+			if _, reused := p.state(); !slices.Equal(reused, tc.reused) {
+				t.Errorf("reused %v, want %v", reused, tc.reused)
+			}
+			if n := srv.accepts.Load(); n != tc.conns {
+				t.Errorf("%d connections, want %d", n, tc.conns)
+			}
+			if n := posted.Load(); n != tc.posted {
+				t.Errorf("the server read %d POSTs, want %d", n, tc.posted)
+			}
+		})
+	}
+}
+
+// ok2 and timeout408 are whole answers.
+const (
+	ok2        = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	timeout408 = "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n"
+)
 
 func TestTransportErrors(t *testing.T) {
 	t.Parallel()
@@ -1463,8 +1623,10 @@ func TestTransportTLSIdleClose(t *testing.T) {
 			if _, body := fetch(t, tr, p, srv.URL); body != "ok" {
 				t.Errorf("body %q", body)
 			}
-			if _, reused := p.state(); !slices.Equal(reused, []bool{false}) {
-				t.Errorf("reused %v, want a new connection", reused)
+			// A GET takes the pooled connection unchecked, finds it
+			// closed, and goes again on a new one.
+			if _, reused := p.state(); !slices.Equal(reused, []bool{true, false}) {
+				t.Errorf("reused %v, want the pooled connection, then a new one", reused)
 			}
 		})
 	}
