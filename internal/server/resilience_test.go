@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -213,10 +214,11 @@ func idleClosingUpstream(t *testing.T, d time.Duration) string {
 	return "http://" + ln.Addr().String()
 }
 
-// idleGapLoad sends total POSTs from workers goroutines, each worker
-// pausing a gap within 3ms of idle between its requests, so connections
-// are reused just as the upstream closes them.
-func idleGapLoad(t *testing.T, url string, workers, total int, idle time.Duration, client *http.Client) (errs int64, sample string) {
+// idleGapLoad sends total requests (POSTs with a body, or GETs) from
+// workers goroutines, each worker pausing a gap within 3ms of idle
+// between its requests, so connections are reused just as the upstream
+// closes them.
+func idleGapLoad(t *testing.T, method, url string, workers, total int, idle time.Duration, client *http.Client) (errs int64, sample string) {
 	t.Helper()
 	var failed atomic.Int64
 	var first atomic.Value
@@ -231,7 +233,13 @@ func idleGapLoad(t *testing.T, url string, workers, total int, idle time.Duratio
 				// reaches the upstream just as it closes the connection.
 				gap := idle - 3*time.Millisecond + time.Duration((w*7919+i*104729)%6000)*time.Microsecond
 				time.Sleep(gap)
-				resp, err := client.Post(url, "application/json", strings.NewReader(`{"n":1}`))
+				var resp *http.Response
+				var err error
+				if method == http.MethodGet {
+					resp, err = client.Get(url)
+				} else {
+					resp, err = client.Post(url, "application/json", strings.NewReader(`{"n":1}`))
+				}
 				if err != nil {
 					failed.Add(1)
 					first.CompareAndSwap(nil, err.Error())
@@ -298,11 +306,11 @@ func TestIdleTimeoutRace(t *testing.T) {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		plainErrs, plainSample = idleGapLoad(t, "http://"+plainLn.Addr().String()+"/", workers, total, idle, client())
+		plainErrs, plainSample = idleGapLoad(t, http.MethodPost, "http://"+plainLn.Addr().String()+"/", workers, total, idle, client())
 	}()
 	go func() {
 		defer wg.Done()
-		gwErrs, gwSample = idleGapLoad(t, g.url+"/", workers, total, idle, client())
+		gwErrs, gwSample = idleGapLoad(t, http.MethodPost, g.url+"/", workers, total, idle, client())
 	}()
 	wg.Wait()
 	t.Logf("errors over %d POSTs with idle gaps near %s: plain ReverseProxy %d (%s), gatewise %d", total, idle, plainErrs, plainSample, gwErrs)
@@ -316,6 +324,57 @@ func TestIdleTimeoutRace(t *testing.T) {
 	if !strings.Contains(m, "gatewise_upstream_learned_idle_timeout_seconds") {
 		t.Errorf("no learned idle timeout exported")
 	}
+}
+
+// TestKeepAliveRaceGETs sends GETs that reuse pooled connections just as
+// the upstream closes them, with the learning of its idle timeout and the
+// retries off: the transport sends each GET that met a closed connection
+// again on a new one, so every GET is answered, and the resends are
+// counted. 50 clients send 1,500 GETs in about 3 seconds.
+func TestKeepAliveRaceGETs(t *testing.T) {
+	t.Parallel()
+	const idle = 100 * time.Millisecond
+	const workers, total = 50, 1500
+	cfg := oneTargetConfig(idleClosingUpstream(t, idle))
+	cfg.AccessLog = "off"
+	p := cfg.Pools["app"]
+	p.MaxIdlePerTarget = workers
+	learn, adaptive := false, false
+	p.LearnIdleTimeout = &learn
+	p.Concurrency.Adaptive = &adaptive
+	p.Retry.Attempts = 1 // no retries: only the resend can save a GET
+	noLimit := 0
+	cfg.Limits.MaxConnsPerIP = &noLimit
+	g := startGateway(t, cfg)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers}, Timeout: 10 * time.Second}
+	errs, sample := idleGapLoad(t, http.MethodGet, g.url+"/", workers, total, idle, client)
+	resends := metricValue(t, g.metrics(t), "gatewise_upstream_resends_total")
+	t.Logf("%d GETs with idle gaps near the upstream's %s: %d errors, %v resends", total, idle, errs, resends)
+	if errs != 0 {
+		t.Errorf("got %d errors, want 0 (first: %s)", errs, sample)
+	}
+	if resends == 0 {
+		t.Errorf("no resend counted: the test did not produce the keep-alive race, so it proves nothing")
+	}
+}
+
+// metricValue sums the samples of the metric name in a Prometheus text
+// exposition.
+func metricValue(t *testing.T, exposition, name string) float64 {
+	t.Helper()
+	var sum float64
+	for _, l := range strings.Split(exposition, "\n") {
+		if !strings.HasPrefix(l, name+"{") && !strings.HasPrefix(l, name+" ") {
+			continue
+		}
+		f := strings.Fields(l)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", l, err)
+		}
+		sum += v
+	}
+	return sum
 }
 
 func discardLog() *log.Logger { return log.New(io.Discard, "", 0) }
