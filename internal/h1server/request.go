@@ -230,6 +230,10 @@ func (c *conn) parseRequest(head string, req *http.Request, rc *requestContext) 
 		vals = make([]string, n)
 	}
 	pragma := false
+	// Host fields stay out of the map (net/http takes them out too):
+	// the first two are kept, and how many came.
+	var hostVals [2]string
+	hostCount := 0
 	for i := 0; rest != ""; i++ {
 		var fl string
 		fl, rest, _ = strings.Cut(rest, "\n")
@@ -256,6 +260,13 @@ func (c *conn) parseRequest(head string, req *http.Request, rc *requestContext) 
 				return badRequest("invalid header value")
 			}
 		}
+		if key == "Host" {
+			if hostCount < len(hostVals) {
+				hostVals[hostCount] = v
+			}
+			hostCount++
+			continue
+		}
 		pragma = pragma || key == "Pragma"
 		if prior, ok := hdr[key]; ok {
 			hdr[key] = append(prior, v)
@@ -270,17 +281,16 @@ func (c *conn) parseRequest(head string, req *http.Request, rc *requestContext) 
 	req.Header = hdr
 
 	// Host: from an absolute-form target, else the Host field (which
-	// leaves the map, as with net/http).
-	hosts := hdr["Host"]
-	if len(hosts) > 1 {
+	// is not in the map, as with net/http).
+	if hostCount > 1 {
 		return badRequest("too many Host headers")
 	}
+	hosts := hostVals[:hostCount]
 	if len(hosts) == 0 && req.ProtoMinor >= 1 && method != http.MethodConnect {
 		// (A CONNECT names its host in its target, and net/http
 		// takes one without a Host field.)
 		return badRequest("missing required Host header")
 	}
-	delete(hdr, "Host")
 	u := &rc.url
 	if !parseOriginForm(target, u) {
 		parsed, err := parseTarget(method, target)

@@ -119,6 +119,9 @@ type Result struct {
 	// Failed means the attempt errored or timed out in a way that signals
 	// overload (a timeout): the adaptive limit backs off multiplicatively.
 	Failed bool
+	// At is when the latency ended, read from the limiter's clock (the
+	// one given to NewConcurrency). Zero: the limiter reads its clock.
+	At time.Time
 }
 
 // Concurrency limits the requests in flight to one pool. A request gets a
@@ -433,8 +436,8 @@ func (c *Concurrency) nextLocked(now time.Time) *waiter {
 // done is the release func: it frees the slot, feeds the adaptive limit,
 // and passes free slots to waiters.
 func (c *Concurrency) done(r Result) {
-	var now time.Time
-	if c.grad != nil {
+	now := r.At
+	if c.grad != nil && now.IsZero() {
 		now = c.now()
 	}
 	c.mu.Lock()

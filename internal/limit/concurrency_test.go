@@ -948,3 +948,34 @@ func BenchmarkAcquireRelease(b *testing.B) {
 		})
 	}
 }
+
+// TestConcurrencyResultAt: a result's At stands for the limiter's clock.
+// With the clock stopped, results that carry their time close the windows
+// and the limit grows as with a running clock; results without one leave
+// every window open.
+func TestConcurrencyResultAt(t *testing.T) {
+	t.Parallel()
+	const lat = 20 * time.Millisecond
+	for _, withAt := range []bool{true, false} {
+		clock := newFakeClock() // never moves
+		c := NewConcurrency(adaptiveConfig(4, 1000), clock.Now)
+		at := clock.Now()
+		for range 50 {
+			rels := fill(t, c)
+			at = at.Add(lat)
+			res := Result{Latency: lat}
+			if withAt {
+				res.At = at
+			}
+			for _, r := range rels {
+				r(res)
+			}
+		}
+		switch got := c.Limit(); {
+		case withAt && got < 100:
+			t.Errorf("with At: limit %d after 50 rounds, want a growth past 100", got)
+		case !withAt && got != gradInitialLimit:
+			t.Errorf("without At, the clock stopped: limit %d, want the initial %d", got, gradInitialLimit)
+		}
+	}
+}

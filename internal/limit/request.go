@@ -74,18 +74,13 @@ func CheckRequest(r *http.Request, l RequestLimits) *cause.Error {
 			return cause.New(cause.URITooLong, "", fmt.Errorf("%w: %d bytes, limit %d", ErrURITooLong, n, l.MaxURIBytes))
 		}
 	}
-	if l.MaxHeaderBytes > 0 {
-		if n := headerBytes(r); n > l.MaxHeaderBytes {
-			return cause.New(cause.RequestHeaderTooLarge, "too large", fmt.Errorf("%w: %d bytes, limit %d", ErrHeaderTooLarge, n, l.MaxHeaderBytes))
+	if l.MaxHeaderBytes > 0 || l.MaxHeaderCount > 0 {
+		size, count := headerSize(r)
+		if l.MaxHeaderBytes > 0 && size > l.MaxHeaderBytes {
+			return cause.New(cause.RequestHeaderTooLarge, "too large", fmt.Errorf("%w: %d bytes, limit %d", ErrHeaderTooLarge, size, l.MaxHeaderBytes))
 		}
-	}
-	if l.MaxHeaderCount > 0 {
-		n := 0
-		for _, vs := range r.Header {
-			n += len(vs)
-		}
-		if n > l.MaxHeaderCount {
-			return cause.New(cause.RequestHeaderTooLarge, "too many fields", fmt.Errorf("%w: %d, limit %d", ErrTooManyHeaders, n, l.MaxHeaderCount))
+		if l.MaxHeaderCount > 0 && count > l.MaxHeaderCount {
+			return cause.New(cause.RequestHeaderTooLarge, "too many fields", fmt.Errorf("%w: %d, limit %d", ErrTooManyHeaders, count, l.MaxHeaderCount))
 		}
 	}
 	if l.MaxBodyBytes > 0 && r.ContentLength > l.MaxBodyBytes {
@@ -104,8 +99,9 @@ func HeaderReadCap(maxHeaderBytes int64) int {
 	return int(min(2*maxHeaderBytes, 1<<30))
 }
 
-// headerBytes is the size of r's header section as HTTP/1.1 sends it.
-func headerBytes(r *http.Request) int64 {
+// headerSize returns the size of r's header section as HTTP/1.1 sends it,
+// and how many fields it has (Host aside), in one pass over the map.
+func headerSize(r *http.Request) (size int64, count int) {
 	uri := r.RequestURI
 	if uri == "" && r.URL != nil {
 		uri = r.URL.RequestURI()
@@ -115,8 +111,9 @@ func headerBytes(r *http.Request) int64 {
 		for _, v := range vs {
 			n += len(k) + 2 + len(v) + 2
 		}
+		count += len(vs)
 	}
-	return int64(n)
+	return int64(n), count
 }
 
 // LimitBody wraps r.Body so that reading more than l.MaxBodyBytes fails

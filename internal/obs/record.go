@@ -43,7 +43,9 @@ type Phases struct {
 	// TLS is the time of the TLS handshake.
 	TLS time.Duration
 	// FirstByte is the time from the request written to the first byte of
-	// the response.
+	// the response. For a request without a body on a reused connection
+	// it runs from the attempt's start, microseconds before the write
+	// (a clock reading fewer).
 	FirstByte time.Duration
 	// Reused reports whether the attempt used a pooled keep-alive connection.
 	Reused bool

@@ -115,7 +115,8 @@ func (t *attemptTransport) roundTrip(req *http.Request, ex *exchange, now time.T
 				tr.interim = &ex.interim
 			}
 		}
-		tr.now = h.now
+		tr.now, tr.systemClock = h.now, h.systemClock
+		tr.bodiless = body == nil
 		tr.wantFields = ex != nil
 		res, ce := t.attempt(req, rec, target, body, tr, start)
 		if ce == nil {
@@ -251,6 +252,7 @@ func (t *attemptTransport) attempt(req *http.Request, rec *obs.Record, target *u
 	if start.IsZero() {
 		start = h.now()
 	}
+	tr.start = start
 	var res *http.Response
 	var err error
 	if direct {

@@ -273,11 +273,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := h.now()
 	defer func() {
 		s := rec.Snapshot()
-		lat := s.Phases.FirstByte
-		if lat == 0 {
-			lat = h.now().Sub(start)
+		res := limit.Result{Latency: s.Phases.FirstByte, Failed: s.Err != nil && congestion(s.Err.ID)}
+		switch {
+		case res.Latency == 0:
+			res.At = h.now()
+			res.Latency = res.At.Sub(start)
+		case s.Attempts == 1:
+			// The first byte's time, near enough for the limiter's
+			// windows (its phase starts at the write: microseconds
+			// after start on a pooled connection, a connect after it on
+			// a new one): one clock reading fewer.
+			res.At = start.Add(res.Latency)
 		}
-		release(limit.Result{Latency: lat, Failed: s.Err != nil && congestion(s.Err.ID)})
+		release(res)
 	}()
 	if d := rt.pool.pool.Timeouts.Request.Duration; d > 0 {
 		ctx, cancel := context.WithTimeout(r.Context(), d)

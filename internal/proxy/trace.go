@@ -29,6 +29,15 @@ type attemptTrace struct {
 	conn                          *upstream.Conn
 	readAtGotConn                 int64
 	now                           func() time.Time
+	// systemClock: now is time.Now, so the transport's readings of the
+	// system clock may stand for its own (GotFirstResponseByteAt).
+	systemClock bool
+	// start is the attempt's start, on now's clock; bodiless: the
+	// request has no body. On a reused connection such a request is
+	// written microseconds after start, which then stands for the time
+	// of the write (WroteRequest) and saves a clock reading.
+	start    time.Time
+	bodiless bool
 	// interim relays the upstream's interim responses to the visitor on
 	// the direct path; on httputil.ReverseProxy's, its ClientTrace's
 	// Got1xxResponse does (rp1xx). Neither: they are dropped.
@@ -140,22 +149,43 @@ func (a *attemptTrace) Resending() {
 	a.mu.Unlock()
 }
 
-// The attempt hears of a request sent again on another connection.
-var _ upstream.ResendObserver = (*attemptTrace)(nil)
+// The attempt hears of a request sent again on another connection, and
+// takes the transport's reading of the first byte's time.
+var (
+	_ upstream.ResendObserver = (*attemptTrace)(nil)
+	_ upstream.TimedObserver  = (*attemptTrace)(nil)
+)
 
-// WroteRequest notes the whole request written.
+// WroteRequest notes the whole request written: now, or the attempt's
+// start for a request without a body on a reused connection (see start).
 func (a *attemptTrace) WroteRequest() {
 	a.mu.Lock()
 	a.advance(cause.PhaseRequestWritten)
-	a.wrote = a.now()
+	if a.bodiless && a.phases.Reused && !a.start.IsZero() {
+		a.wrote = a.start
+	} else {
+		a.wrote = a.now()
+	}
 	a.mu.Unlock()
 }
 
 // GotFirstResponseByte notes the response's first byte.
-func (a *attemptTrace) GotFirstResponseByte() {
+func (a *attemptTrace) GotFirstResponseByte() { a.gotFirstByte(a.now()) }
+
+// GotFirstResponseByteAt notes the response's first byte, which came at
+// t by the system clock (upstream.TimedObserver): t is taken when the
+// trace's clock is the system's too.
+func (a *attemptTrace) GotFirstResponseByteAt(t time.Time) {
+	if !a.systemClock {
+		t = a.now()
+	}
+	a.gotFirstByte(t)
+}
+
+func (a *attemptTrace) gotFirstByte(t time.Time) {
 	a.mu.Lock()
 	a.advance(cause.PhaseFirstByte)
-	a.firstByte = a.now()
+	a.firstByte = t
 	if !a.wrote.IsZero() {
 		a.phases.FirstByte = a.firstByte.Sub(a.wrote)
 	}

@@ -39,7 +39,7 @@ import (
 // Keep-alive connections are pooled per target, most recently used first.
 // A request that may be sent twice (replayable: GET, HEAD, OPTIONS or TRACE
 // without a body) takes a pooled connection as it is, and is sent again,
-// once, on a checked or new connection when the one it took turns out
+// once, on a new connection when the one it took turns out
 // closed before any byte of an answer (an EOF or a reset, on the write or
 // the read), or answers 408 (a target's notice that it timed out the idle
 // connection): the keep-alive race costs it a round trip, never an error.
@@ -186,6 +186,13 @@ type clientConn struct {
 	// fields holds a response's header fields for a FieldsObserver,
 	// in scratch, until the response's body ends.
 	fields Fields
+	// firstByte is the system clock's reading at the answer's first
+	// byte, when a TimedObserver took it (zero: none, or an interim
+	// answer came first); bodyWithHead: the answer's body came whole
+	// with its head. putIdle then uses firstByte for the end of the
+	// answer.
+	firstByte    time.Time
+	bodyWithHead bool
 	// unchecked: the connection came from the pool without the check
 	// (alive) for a replayable request, which is sent again elsewhere
 	// when it turns out closed. silent: no byte of an answer has come
@@ -310,19 +317,19 @@ func (t *Transport) roundTrip(req *http.Request, scheme, host string, now time.T
 		return res, err
 	}
 	// The pooled connection was closed under the request: again, on a
-	// checked or new one. The close is the target's idle close, as a
-	// check would have found it.
+	// new one (the other pooled ones have been idle as long, and may be
+	// closing too). The close is the target's idle close, as a check
+	// would have found it.
 	if cc.raw != nil && cc.raw.idle != nil {
 		cc.raw.idle.ObserveIdleClose(now.Sub(cc.idleSince))
 	}
 	if ro, ok := o.(ResendObserver); ok {
 		ro.Resending()
 	}
-	now = t.now()
-	if cc, err = t.getConn(ctx, key, now, o, traceDial, true); err != nil {
+	if cc, err = t.dialTraced(ctx, key, o, traceDial); err != nil {
 		return nil, err
 	}
-	return cc.send(ctx, req, scheme, o, now)
+	return cc.send(ctx, req, scheme, o, t.now())
 }
 
 // replayable reports whether req may be sent again on another connection
@@ -353,6 +360,19 @@ func (cc *clientConn) send(ctx context.Context, req *http.Request, scheme string
 		cc.raw.lastWrite.Store(now.UnixNano())
 	}
 	return cc.roundTrip(ctx, req, scheme, o, now)
+}
+
+// TimedObserver is an Observer that takes the transport's clock reading
+// at the response's first byte rather than reading a clock of its own:
+// when the transport's clock is the system's (SystemClock), it calls
+// GotFirstResponseByteAt instead of GotFirstResponseByte, and uses the
+// same reading for the end of an answer whose body came with its head,
+// saving a clock reading per request.
+type TimedObserver interface {
+	Observer
+	// GotFirstResponseByteAt reports the first byte of the response,
+	// which came at t (a time.Now reading).
+	GotFirstResponseByteAt(t time.Time)
 }
 
 // ResendObserver is an Observer told when a replayable request is sent
@@ -487,6 +507,12 @@ func (t *Transport) getConn(ctx context.Context, key connKey, now time.Time, o O
 		}
 		return cc, nil
 	}
+	return t.dialTraced(ctx, key, o, traceDial)
+}
+
+// dialTraced is dialConn reporting the dial's DNS and connect events to o
+// through an httptrace when traceDial is set.
+func (t *Transport) dialTraced(ctx context.Context, key connKey, o Observer, traceDial bool) (*clientConn, error) {
 	if traceDial && o != nil {
 		ctx = dialTrace(ctx, o)
 	}
@@ -640,7 +666,13 @@ func (e tlsTimeoutError) Temporary() bool { return true }
 // putIdle returns a connection to the pool, or closes it when the pool is
 // full or closed.
 func (t *Transport) putIdle(cc *clientConn) {
-	cc.idleSince = t.now()
+	if !cc.firstByte.IsZero() && cc.bodyWithHead {
+		// The answer ended with its head: the reading at its first
+		// byte, microseconds earlier, will do.
+		cc.idleSince = cc.firstByte
+	} else {
+		cc.idleSince = t.now()
+	}
 	if cc.raw != nil {
 		// The end of the response: the idle time starts here.
 		cc.raw.lastRead.Store(cc.idleSince.UnixNano())
@@ -821,7 +853,7 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, scheme s
 	// A cancelled request (visitor gone, request or per-try timeout)
 	// wakes any blocked read or write.
 	wake := onCancel(ctx, cc.wake)
-	cc.silent = true
+	cc.silent, cc.firstByte, cc.bodyWithHead = true, time.Time{}, false
 	fail := func(err error) (*http.Response, error) {
 		wake.stop()
 		cc.close()
@@ -864,8 +896,9 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, scheme s
 		return fail(err)
 	}
 	res := &resp.res
+	cc.bodyWithHead = cc.bodyBuffered(req, res)
 	if cc.t.responseHeaderTimeout > 0 {
-		if !cc.bodyBuffered(req, res) {
+		if !cc.bodyWithHead {
 			if err := cc.setReadDeadline(time.Time{}); err != nil {
 				return fail(err)
 			}
@@ -1178,7 +1211,10 @@ func (cc *clientConn) readResponse(req *http.Request, o Observer) (*response, er
 				return nil, err
 			}
 			cc.silent = false
-			if o != nil {
+			if to, ok := o.(TimedObserver); ok && cc.t.systemClock {
+				cc.firstByte = time.Now()
+				to.GotFirstResponseByteAt(cc.firstByte)
+			} else if o != nil {
 				o.GotFirstResponseByte()
 			}
 			first = false
@@ -1199,6 +1235,7 @@ func (cc *clientConn) readResponse(req *http.Request, o Observer) (*response, er
 			res.Header = cc.fields.Header()
 		}
 		if interim {
+			cc.firstByte = time.Time{} // not the final answer's
 			// Interim responses share the header limit with the final
 			// one, so a target cannot send them for ever; one handed to
 			// Got1xxResponse is the hook's to limit, as with net/http.

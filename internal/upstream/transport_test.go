@@ -669,6 +669,96 @@ func (o *fieldsObserver) Got1xxResponse(code int, h http.Header) error {
 	return nil
 }
 
+// timedObserver takes the first byte's time from the transport
+// (TimedObserver) and counts the first-byte events of each kind.
+type timedObserver struct {
+	fieldsObserver
+	untimed int
+	timed   []time.Time
+}
+
+func (o *timedObserver) GotFirstResponseByte()              { o.untimed++ }
+func (o *timedObserver) GotFirstResponseByteAt(t time.Time) { o.timed = append(o.timed, t) }
+
+// TestTransportTimedObserver: with the system clock, a TimedObserver gets
+// the transport's reading at the first byte, and the connection's idle
+// time starts at that reading when the body came with the head; after an
+// interim answer, or on another clock, it does not.
+func TestTransportTimedObserver(t *testing.T) {
+	t.Parallel()
+	const interimPause = 5 * time.Millisecond
+	srv := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+		for {
+			req, _, err := readRequest(br)
+			if err != nil {
+				return
+			}
+			if req.URL.Path == "/interim" {
+				_, _ = io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n")
+				time.Sleep(interimPause)
+			}
+			if _, err := io.WriteString(c, ok2); err != nil {
+				return
+			}
+		}
+	})
+	get := func(tr *Transport, path string) (*timedObserver, time.Time, time.Time) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, "http://"+srv.addr+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := &timedObserver{}
+		before := time.Now()
+		res, err := tr.RoundTripTarget(req, "http", srv.addr, time.Time{}, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		after := time.Now()
+		if _, err := io.ReadAll(res.Body); err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		return o, before, after
+	}
+	idleSince := func(tr *Transport) time.Time {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		for _, l := range tr.idle {
+			if len(l) == 1 {
+				return l[0].idleSince
+			}
+		}
+		t.Fatal("no pooled connection")
+		return time.Time{}
+	}
+
+	tr := newTestTransport(t, TransportOptions{MaxIdleConnsPerHost: 1})
+	o, before, after := get(tr, "/")
+	if o.untimed != 0 || len(o.timed) != 1 || o.timed[0].Before(before) || o.timed[0].After(after) {
+		t.Fatalf("system clock: untimed %d, timed %v; want one reading between %v and %v", o.untimed, o.timed, before, after)
+	}
+	if got := idleSince(tr); !got.Equal(o.timed[0]) {
+		t.Errorf("idle since %v, want the first byte's reading %v", got, o.timed[0])
+	}
+	o, _, _ = get(tr, "/interim")
+	if len(o.timed) != 1 {
+		t.Fatalf("after an interim answer: %d timed first bytes, want 1", len(o.timed))
+	}
+	if got := idleSince(tr); got.Sub(o.timed[0]) < interimPause {
+		t.Errorf("after an interim answer: idle since %v, want a reading taken at the end, %v or more after the first byte %v", got, interimPause, o.timed[0])
+	}
+
+	clk := newClock()
+	other := newTestTransport(t, TransportOptions{MaxIdleConnsPerHost: 1, Now: clk.Now})
+	if o, _, _ := get(other, "/"); o.untimed != 1 || len(o.timed) != 0 {
+		t.Errorf("another clock: untimed %d, timed %d; want the observer to read its own", o.untimed, len(o.timed))
+	}
+	if got := idleSince(other); !got.Equal(clk.Now()) {
+		t.Errorf("another clock: idle since %v, want its reading %v", got, clk.Now())
+	}
+}
+
 // TestTransportFields checks a round trip for a FieldsObserver: the
 // response has no header map, its fields come in order with their names
 // canonical, an interim response still comes as a map, the framing is set
