@@ -787,12 +787,19 @@ func (t *Transport) Close() {
 }
 
 // response is what a round trip allocates for its answer, in one piece:
-// the response, its body's state and reader, and the backing array of its
-// header values. They live as long as the response.
+// the response, and its body's state and reader. They live as long as the
+// response.
 type response struct {
 	res  http.Response
 	body responseBody
 	lr   io.LimitedReader
+}
+
+// mapResponse is a response read into a header map, with the backing
+// array of the map's values in the same piece. A response whose fields
+// go to a FieldsObserver has no map, and is allocated without it.
+type mapResponse struct {
+	response
 	vals [responseVals]string
 }
 
@@ -1221,15 +1228,20 @@ func (cc *clientConn) readResponse(req *http.Request, o Observer) (*response, er
 		}
 		// A new one per head: an interim response's header map may be
 		// kept by its hook.
-		resp := new(response)
-		res := &resp.res
+		var resp *response
 		if raw {
-			if err := readHeadFields(cc.br, &budget, &cc.scratch, res, &cc.fields); err != nil {
+			resp = new(response)
+			if err := readHeadFields(cc.br, &budget, &cc.scratch, &resp.res, &cc.fields); err != nil {
 				return nil, err
 			}
-		} else if err := readHead(cc.br, &budget, &cc.scratch, res, resp.vals[:]); err != nil {
-			return nil, err
+		} else {
+			mr := new(mapResponse)
+			resp = &mr.response
+			if err := readHead(cc.br, &budget, &cc.scratch, &resp.res, mr.vals[:]); err != nil {
+				return nil, err
+			}
 		}
+		res := &resp.res
 		interim := res.StatusCode >= 100 && res.StatusCode < 200 && res.StatusCode != http.StatusSwitchingProtocols
 		if raw && interim {
 			res.Header = cc.fields.Header()
