@@ -95,14 +95,13 @@ func (c *Conn) WriteThenAwaitRead(send func() error) error {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	c.send, c.sendErr, c.sent = send, nil, false
-	err := c.rc.Read(c.afn)
+	_ = c.rc.Read(c.afn) // a failed wait: the Read that follows reports it
 	sendErr := c.sendErr
 	if !c.sent {
 		// The RawConn did not call back (closed): send as usual.
 		sendErr = send()
 	}
 	c.send, c.sendErr = nil, nil
-	_ = err // the Read that follows reports it
 	return sendErr
 }
 

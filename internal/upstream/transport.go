@@ -305,8 +305,12 @@ func (t *Transport) roundTrip(req *http.Request, scheme, host string, now time.T
 	if err != nil {
 		return nil, err
 	}
+	// Read before the exchange: a connection whose answer ended with its
+	// head is back in the pool, another request's, when send returns.
+	// On the paths below it is not (closed on an error or a 408).
+	unchecked := cc.unchecked
 	res, err := cc.send(ctx, req, scheme, o, now)
-	if !cc.unchecked || ctx.Err() != nil {
+	if !unchecked || ctx.Err() != nil {
 		return res, err
 	}
 	switch {

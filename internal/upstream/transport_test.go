@@ -1980,10 +1980,16 @@ func writeSelfSigned(t *testing.T, dir string) *x509.CertPool {
 }
 
 // TestTransportConcurrent sends requests from several goroutines through
-// one Transport (run with -race), some bodies closed early.
+// one Transport (run with -race), some bodies closed early, and some
+// answers empty: their connection is back in the pool, another
+// goroutine's, before the round trip returns.
 func TestTransportConcurrent(t *testing.T) {
 	t.Parallel()
 	srv, conns := httpServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/empty") {
+			w.Header().Set("Content-Length", "0")
+			return
+		}
 		_, _ = io.WriteString(w, r.URL.Path+strings.Repeat(".", 1000))
 	})
 	tr := newTestTransport(t, TransportOptions{MaxIdleConnsPerHost: 4})
@@ -1994,9 +2000,19 @@ func TestTransportConcurrent(t *testing.T) {
 		wg.Go(func() {
 			for i := range each {
 				path := fmt.Sprintf("/%d/%d", w, i)
+				if i%3 == 2 {
+					path += "/empty"
+				}
 				res, err := roundTrip(tr, nil, http.MethodGet, srv.URL+path, nil)
 				if err != nil {
 					errs <- err
+					continue
+				}
+				if i%3 == 2 {
+					if b, err := io.ReadAll(res.Body); err != nil || len(b) != 0 {
+						errs <- fmt.Errorf("%s: %q, %v; want an empty body", path, b, err)
+					}
+					_ = res.Body.Close()
 					continue
 				}
 				if i%5 == 4 {
