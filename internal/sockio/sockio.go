@@ -19,6 +19,12 @@
 // stream, os.ErrDeadlineExceeded and net.ErrClosed through errors.Is.
 // Deadlines set on the connection apply. On systems other than Linux,
 // Wrap returns the connection unchanged.
+//
+// A client that sends a request and then reads the answer can do both
+// with WriteThenAwaitRead: the request is written from inside the read's
+// wait, so the read that would find nothing before the answer comes is
+// not made (the upstream transport does this for requests without a
+// body).
 package sockio
 
 import (
