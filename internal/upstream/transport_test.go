@@ -96,18 +96,25 @@ func readRequest(br *bufio.Reader) (*http.Request, []byte, error) {
 	return req, body, err
 }
 
-// respondEach answers every request on a connection with resp.
-func respondEach(resp string) func(net.Conn, *bufio.Reader) {
+// eachRequest serves every request on a connection with serve, until a
+// read fails or serve returns false.
+func eachRequest(serve func(c net.Conn, br *bufio.Reader, req *http.Request) bool) func(net.Conn, *bufio.Reader) {
 	return func(c net.Conn, br *bufio.Reader) {
 		for {
-			if _, _, err := readRequest(br); err != nil {
-				return
-			}
-			if _, err := io.WriteString(c, resp); err != nil {
+			req, _, err := readRequest(br)
+			if err != nil || !serve(c, br, req) {
 				return
 			}
 		}
 	}
+}
+
+// respondEach answers every request on a connection with resp.
+func respondEach(resp string) func(net.Conn, *bufio.Reader) {
+	return eachRequest(func(c net.Conn, _ *bufio.Reader, _ *http.Request) bool {
+		_, err := io.WriteString(c, resp)
+		return err == nil
+	})
 }
 
 // hang waits until the client or the test's end closes the connection.
@@ -687,21 +694,14 @@ func (o *timedObserver) GotFirstResponseByteAt(t time.Time) { o.timed = append(o
 func TestTransportTimedObserver(t *testing.T) {
 	t.Parallel()
 	const interimPause = 5 * time.Millisecond
-	srv := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
-		for {
-			req, _, err := readRequest(br)
-			if err != nil {
-				return
-			}
-			if req.URL.Path == "/interim" {
-				_, _ = io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n")
-				time.Sleep(interimPause)
-			}
-			if _, err := io.WriteString(c, ok2); err != nil {
-				return
-			}
+	srv := newRawServer(t, eachRequest(func(c net.Conn, _ *bufio.Reader, req *http.Request) bool {
+		if req.URL.Path == "/interim" {
+			_, _ = io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n")
+			time.Sleep(interimPause)
 		}
-	})
+		_, err := io.WriteString(c, ok2)
+		return err == nil
+	}))
 	get := func(tr *Transport, path string) (*timedObserver, time.Time, time.Time) {
 		t.Helper()
 		req, err := http.NewRequest(http.MethodGet, "http://"+srv.addr+path, nil)
@@ -1074,25 +1074,20 @@ func TestTransportDeadlinesUseSystemClock(t *testing.T) {
 func TestTransportHeaderDeadlineKept(t *testing.T) {
 	t.Parallel()
 	const timeout = 100 * time.Millisecond
-	srv := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
-		for {
-			req, _, err := readRequest(br)
-			if err != nil {
-				return
-			}
-			switch req.URL.Path {
-			case "/hang":
-				hang(c, br)
-				return
-			case "/slow-body":
-				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab")
-				time.Sleep(3 * timeout)
-				_, _ = io.WriteString(c, "cd")
-			default:
-				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-			}
+	srv := newRawServer(t, eachRequest(func(c net.Conn, br *bufio.Reader, req *http.Request) bool {
+		switch req.URL.Path {
+		case "/hang":
+			hang(c, br)
+			return false
+		case "/slow-body":
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab")
+			time.Sleep(3 * timeout)
+			_, _ = io.WriteString(c, "cd")
+		default:
+			_, _ = io.WriteString(c, ok2)
 		}
-	})
+		return true
+	}))
 	tr := newTestTransport(t, TransportOptions{MaxIdleConnsPerHost: 4, ResponseHeaderTimeout: timeout})
 	if _, body := fetch(t, tr, nil, srv.url("/")); body != "ok" {
 		t.Fatalf("body %q", body)
