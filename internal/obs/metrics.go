@@ -29,6 +29,7 @@ type Metrics struct {
 	retriesDenied    *prometheus.CounterVec
 	idleTimeout      *prometheus.GaugeVec
 	resends          *prometheus.CounterVec
+	connsOpened      *prometheus.CounterVec
 	connsRejected    *prometheus.CounterVec
 	fpm              *fpmMetrics
 	// codes holds the status codes 100 to 599 as label values, so that
@@ -141,13 +142,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Name: "gatewise_upstream_resends_total",
 		Help: "Requests sent again on another connection because the target had closed the pooled keep-alive connection they took (the keep-alive race, met and survived), by pool and target.",
 	}, []string{"pool", "target"})
+	m.connsOpened = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatewise_upstream_connections_opened_total",
+		Help: "Connections opened to targets, by pool and target: the attempts that found no idle keep-alive connection to reuse.",
+	}, []string{"pool", "target"})
 	m.connsRejected = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatewise_connections_rejected_total",
 		Help: "Client connections closed at accept for a connection limit, by reason (max_conns or max_conns_per_ip).",
 	}, []string{"reason"})
 	collectors := []prometheus.Collector{m.connsRejected, m.requests, m.requestDuration, m.upstreamFailures,
 		m.upstreamAttempts, m.upstreamTTFB, m.inFlight, m.reloads, m.targetHealthy, m.ejections,
-		m.panics, m.healthChecks, m.transitions, m.retries, m.retriesDenied, m.idleTimeout, m.resends}
+		m.panics, m.healthChecks, m.transitions, m.retries, m.retriesDenied, m.idleTimeout, m.resends, m.connsOpened}
 	m.fpm = newFPMMetrics()
 	for _, c := range append(collectors, m.fpm.collectors()...) {
 		if err := reg.Register(c); err != nil {
@@ -262,6 +267,12 @@ func (m *Metrics) SetLearnedIdleTimeout(pool, target string, d time.Duration) {
 // ObserveResend counts a request sent again on another connection to
 // target of pool, the pooled one having been closed under it.
 func (m *Metrics) ObserveResend(pool, target string) { m.resends.WithLabelValues(pool, target).Inc() }
+
+// ObserveConnOpened counts a connection opened to a target for an attempt
+// (none idle to reuse).
+func (m *Metrics) ObserveConnOpened(pool, target string) {
+	m.connsOpened.WithLabelValues(pool, target).Inc()
+}
 
 // ObserveConnRejected counts a client connection closed at accept.
 func (m *Metrics) ObserveConnRejected(reason string) { m.connsRejected.WithLabelValues(reason).Inc() }

@@ -275,8 +275,13 @@ func (t *attemptTransport) attempt(req *http.Request, rec *obs.Record, target *u
 	}
 	phase, phases, read, firstByte := tr.state()
 	rec.SetPhases(phases)
-	if tr.resent && h.metrics != nil {
-		h.metrics.ObserveResend(t.pool.Name, target.Addr)
+	if h.metrics != nil {
+		if tr.resent {
+			h.metrics.ObserveResend(t.pool.Name, target.Addr)
+		}
+		if phase >= cause.PhaseConnected && !phases.Reused {
+			h.metrics.ObserveConnOpened(t.pool.Name, target.Addr)
+		}
 	}
 	if err != nil {
 		if errors.Is(context.Cause(ctx), errPerTryTimeout) {

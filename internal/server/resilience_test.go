@@ -358,6 +358,58 @@ func TestKeepAliveRaceGETs(t *testing.T) {
 	}
 }
 
+// TestSteadyLoadReusesConnections keeps more requests in flight to one
+// target than max_idle_per_target: the connections past the count come
+// back to the pool as a surplus and are reused, instead of being closed
+// after each request and dialled again for the next (a socket left in
+// TIME_WAIT per request). 24 clients send 960 GETs to an upstream that
+// takes 2ms each, with 4 idle connections kept.
+func TestSteadyLoadReusesConnections(t *testing.T) {
+	t.Parallel()
+	const workers, total, kept = 24, 960, 4
+	var accepted atomic.Int64
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(2 * time.Millisecond)
+			_, _ = io.WriteString(w, "ok\n")
+		}),
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				accepted.Add(1)
+			}
+		},
+	}
+	go func() { _ = up.Serve(ln) }()
+	t.Cleanup(func() { _ = up.Close() })
+
+	cfg := oneTargetConfig("http://" + ln.Addr().String())
+	cfg.AccessLog = "off"
+	cfg.Pools["app"].MaxIdlePerTarget = kept
+	noLimit := 0
+	cfg.Limits.MaxConnsPerIP = &noLimit
+	g := startGateway(t, cfg)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers}, Timeout: 10 * time.Second}
+	errs, sample := idleGapLoad(t, http.MethodGet, g.url+"/", workers, total, 0, client)
+	if errs != 0 {
+		t.Fatalf("got %d errors, want 0 (first: %s)", errs, sample)
+	}
+	opened := metricValue(t, g.metrics(t), "gatewise_upstream_connections_opened_total")
+	t.Logf("%d GETs from %d clients, %d idle kept: %v connections opened, %d accepted by the upstream",
+		total, workers, kept, opened, accepted.Load())
+	if opened > 2*workers || accepted.Load() > 2*workers {
+		t.Errorf("%v connections opened (%d accepted) for %d clients: want at most %d, the surplus reused",
+			opened, accepted.Load(), workers, 2*workers)
+	}
+	if opened < kept+1 || float64(accepted.Load()) != opened {
+		t.Errorf("%v connections opened, %d accepted: want more than the %d kept (the load needs them), and the same count",
+			opened, accepted.Load(), kept)
+	}
+}
+
 // metricValue sums the samples of the metric name in a Prometheus text
 // exposition.
 func metricValue(t *testing.T, exposition, name string) float64 {

@@ -97,8 +97,10 @@ type TransportOptions struct {
 	// IdleConnTimeout is how long an idle connection is kept. Default: 90s.
 	IdleConnTimeout time.Duration
 	// MaxIdleConnsPerHost is how many idle connections are kept per
-	// target. Default (0): none; every connection is closed after its
-	// request.
+	// target for as long as IdleConnTimeout. After a burst, up to
+	// SurplusFactor times as many more are kept for SurplusIdle (see
+	// Transport.putIdle). Default (0): none; every connection is closed
+	// after its request.
 	MaxIdleConnsPerHost int
 	// MaxResponseHeaderBytes bounds a response's header section. Default:
 	// 1 MiB.
@@ -668,7 +670,8 @@ func (e tlsTimeoutError) Timeout() bool   { return true }
 func (e tlsTimeoutError) Temporary() bool { return true }
 
 // putIdle returns a connection to the pool, or closes it when the pool is
-// full or closed.
+// closed or its target has the ceiling of idle connections (see
+// SurplusIdle).
 func (t *Transport) putIdle(cc *clientConn) {
 	if !cc.firstByte.IsZero() && cc.bodyWithHead {
 		// The answer ended with its head: the reading at its first
@@ -682,7 +685,7 @@ func (t *Transport) putIdle(cc *clientConn) {
 		cc.raw.lastRead.Store(cc.idleSince.UnixNano())
 	}
 	t.mu.Lock()
-	if t.closed || len(t.idle[cc.key]) >= t.maxIdlePerHost {
+	if t.closed || len(t.idle[cc.key]) >= t.idleCeiling() {
 		t.mu.Unlock()
 		cc.close()
 		return
@@ -694,6 +697,26 @@ func (t *Transport) putIdle(cc *clientConn) {
 	}
 	t.mu.Unlock()
 }
+
+// SurplusIdle is how long an idle connection beyond MaxIdleConnsPerHost
+// stays in the pool: 1s. A connection coming back while the target's idle
+// connections are at that count is kept rather than closed, and closed
+// by the sweep once it has been idle this long, the longest idle first.
+// Under a steady load that needs more connections than the count (an
+// HTTP/2 visitor's streams, or more visitors than the count), they are
+// reused instead of closed after each request and dialled again for the
+// next: each such close leaves a socket in TIME_WAIT for a minute, and at
+// a few thousand a second they would use up the ephemeral ports.
+const SurplusIdle = time.Second
+
+// SurplusFactor bounds the surplus: at most this many times
+// MaxIdleConnsPerHost more idle connections per target (16: 1,024 beyond
+// the default 64). What comes back past that is closed.
+const SurplusFactor = 16
+
+// idleCeiling is how many idle connections a target may have, the
+// surplus included.
+func (t *Transport) idleCeiling() int { return t.maxIdlePerHost * (1 + SurplusFactor) }
 
 // sweepEvery is how often idle connections are looked at while there are
 // any: closed when idle too long, dropped when their target closed them.
@@ -708,13 +731,17 @@ func (t *Transport) sweepIdle() {
 	var check []*clientConn
 	t.mu.Lock()
 	for key, l := range t.idle {
+		// The list runs from the longest idle to the latest, so the
+		// surplus closed is the longest idle.
+		surplus := len(l) - t.maxIdlePerHost
 		kept := l[:0]
 		for _, cc := range l {
 			idle := now.Sub(cc.idleSince)
 			switch {
-			case idle > t.idleTimeout || cc.retire(idle):
+			case idle > t.idleTimeout || cc.retire(idle) || surplus > 0 && idle >= SurplusIdle:
 				defer cc.close()
 				t.nIdle--
+				surplus--
 			case idle >= sweepEvery:
 				// Looked at outside the lock, then put back.
 				check = append(check, cc)
@@ -751,7 +778,7 @@ func (t *Transport) sweepIdle() {
 func (t *Transport) requeue(cc *clientConn) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.closed || len(t.idle[cc.key]) >= t.maxIdlePerHost {
+	if t.closed || len(t.idle[cc.key]) >= t.idleCeiling() {
 		cc.close()
 		return
 	}

@@ -978,15 +978,22 @@ func TestTransportDoesNotReuse(t *testing.T) {
 	}
 }
 
+// TestTransportMaxIdleConnsPerHost checks the idle pool's bounds: the
+// connections of a burst past MaxIdleConnsPerHost are kept for
+// SurplusIdle, so a steady load above the count reuses them rather than
+// closing and dialling one per request; the sweep then closes the surplus
+// down to the count; and past SurplusFactor times the count more, a
+// returning connection is closed at once.
 func TestTransportMaxIdleConnsPerHost(t *testing.T) {
 	t.Parallel()
 	srv, conns := httpServer(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
-	tr := newTestTransport(t, TransportOptions{MaxIdleConnsPerHost: 2})
-	// Three at once (no body read yet: three connections), then done: two
-	// are kept.
-	batch := func() {
+	clk := newClock()
+	tr := newTestTransport(t, TransportOptions{MaxIdleConnsPerHost: 2, Now: clk.Now})
+	// n at once (no body read yet: n connections), then done.
+	batch := func(n int) {
+		t.Helper()
 		var res []*http.Response
-		for range 3 {
+		for range n {
 			r, err := roundTrip(tr, nil, http.MethodGet, srv.URL, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -998,13 +1005,40 @@ func TestTransportMaxIdleConnsPerHost(t *testing.T) {
 			_ = r.Body.Close()
 		}
 	}
-	batch()
+	idle := func() int {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		return tr.nIdle
+	}
+	batch(3)
 	if n := conns.Load(); n != 3 {
 		t.Fatalf("%d connections for 3 requests at once, want 3", n)
 	}
-	batch()
+	for range 5 {
+		batch(3)
+	}
+	if n := conns.Load(); n != 3 {
+		t.Errorf("%d connections after five more batches of 3 with 2 kept idle, want the 3 reused", n)
+	}
+	clk.Add(SurplusIdle - time.Millisecond)
+	tr.sweepIdle()
+	if n := idle(); n != 3 {
+		t.Errorf("%d idle just before SurplusIdle, want 3", n)
+	}
+	clk.Add(time.Millisecond)
+	tr.sweepIdle()
+	if n := idle(); n != 2 {
+		t.Errorf("%d idle after SurplusIdle, want the count, 2", n)
+	}
+	batch(3)
 	if n := conns.Load(); n != 4 {
-		t.Errorf("%d connections after a second batch, want 4 (2 kept idle)", n)
+		t.Errorf("%d connections after the surplus was closed, want 4 (2 kept idle, 1 dialled)", n)
+	}
+
+	ceiling := 2 * (1 + SurplusFactor)
+	batch(ceiling + 3)
+	if n := idle(); n != ceiling {
+		t.Errorf("%d idle after %d at once, want the ceiling, %d", n, ceiling+3, ceiling)
 	}
 }
 
