@@ -105,7 +105,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.conns, "connections", 50, "wrk connections for the small and close scenarios")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "small GETs: measured duration (whole seconds)")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "small GETs: warm-up before the measurement; the other scenarios warm up for half of it")
-	fs.IntVar(&o.rounds, "rounds", 3, "small GETs (access log off): rounds, each running every contender once in turn; the tables show each contender's median run (1 with -quick)")
+	fs.IntVar(&o.rounds, "rounds", 5, "small GETs (access log off): rounds, each running every contender once in turn; the tables show each contender's median run (1 with -quick)")
 	fs.IntVar(&o.bigConns, "big-connections", 10, "wrk connections for the 1 MiB scenario")
 	fs.DurationVar(&o.bigDuration, "big-duration", 5*time.Second, "1 MiB responses: measured duration")
 	fs.DurationVar(&o.closeDur, "close-duration", 5*time.Second, "a connection per request: measured duration")

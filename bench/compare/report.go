@@ -351,7 +351,7 @@ much into a difference of a few percent.
 ## Running it
 
 ` + "```sh" + `
-bench/run                          # every contender and scenario, about 6 minutes
+bench/run                          # every contender and scenario, about 8 minutes
 bench/run --quick                  # a smoke run, about a minute
 bench/run --contenders direct,gatewise,nginx --scenarios small,idle
 bench/run --gatewise BIN           # use a gatewise binary already built
