@@ -21,6 +21,7 @@ const (
 	ConnectionRefused             ID = "connection_refused"
 	ConnectionTimeout             ID = "connection_timeout"
 	DestinationUnavailable        ID = "destination_unavailable"
+	LocalPortsExhausted           ID = "local_ports_exhausted"
 	ConnectionTerminated          ID = "connection_terminated"
 	TLSProtocolError              ID = "tls_protocol_error"
 	TLSCertificateError           ID = "tls_certificate_error"

@@ -60,6 +60,9 @@ func Classify(err error, a Attempt) *Error {
 	if errors.Is(err, syscall.ENETUNREACH) {
 		return mk(DestinationUnavailable, "network unreachable")
 	}
+	if errors.Is(err, syscall.EADDRNOTAVAIL) {
+		return mk(LocalPortsExhausted, "")
+	}
 	if certificateError(err) {
 		return mk(TLSCertificateError, "")
 	}

@@ -51,6 +51,18 @@ func entries() []Cause {
 			},
 		},
 		{
+			ID: LocalPortsExhausted, Title: "Gateway out of local ports", Status: 502, ProxyStatusError: "proxy_internal_error", Hop: HopGateway, Retryable: true,
+			Visitor: "The site's gateway could not open another connection to its application server just now.",
+			Owner:   "The gateway host had no local port left for another connection to the upstream's address (EADDRNOTAVAIL on connect): as many connections to it are open, or closed and waiting a minute in TIME_WAIT, as the kernel's ephemeral port range holds (about 28,000 by default). Reuse connections rather than open new ones: keep the upstream's keep-alive on, and max_idle_per_target above the requests usually in flight (compare gatewise_upstream_connections_opened_total with gatewise_upstream_attempts_total). Then widen net.ipv4.ip_local_port_range, or add upstream addresses, each with ports of its own.",
+			Signatures: []Signature{
+				{Server: "nginx", Pattern: `connect\(\) (to .* )?failed \(99: `},
+				{Server: "apache", Pattern: `\(99\)Cannot assign requested address`},
+				{Server: "haproxy", Pattern: `[Nn]o free ports`},
+				{Server: "caddy", Pattern: `connect: cannot assign requested address`},
+				{Server: "traefik", Pattern: `connect: cannot assign requested address`},
+			},
+		},
+		{
 			ID: ConnectionTerminated, Title: "Upstream closed the connection", Status: 502, ProxyStatusError: "connection_terminated", Hop: HopUpstream, Retryable: true,
 			Visitor: "The site's application server hung up before it answered.",
 			Owner:   "The upstream closed or reset the connection before sending any byte of a response: it crashed or was killed while handling the request, hit its own limit, or closed a keep-alive connection the gateway was reusing. The details say reset or closed. Look for crashes and OOM kills in the upstream's log (`gatewise logs`), and keep the upstream's keep-alive timeout longer than the gateway's idle timeout.",

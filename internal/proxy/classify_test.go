@@ -41,6 +41,7 @@ func TestClassify(t *testing.T) {
 		{"refused", opErr("connect", syscall.ECONNREFUSED), classification{Phase: cause.PhaseConnect}, cause.ConnectionRefused, ""},
 		{"host unreachable", opErr("connect", syscall.EHOSTUNREACH), classification{Phase: cause.PhaseConnect}, cause.DestinationUnavailable, "host unreachable"},
 		{"network unreachable", opErr("connect", syscall.ENETUNREACH), classification{Phase: cause.PhaseConnect}, cause.DestinationUnavailable, "network unreachable"},
+		{"no local port", opErr("connect", syscall.EADDRNOTAVAIL), classification{Phase: cause.PhaseConnect}, cause.LocalPortsExhausted, ""},
 		{"dial timeout", &net.OpError{Op: "dial", Err: timeoutErr{}}, classification{Phase: cause.PhaseConnect}, cause.ConnectionTimeout, ""},
 		{"whole-request deadline while connecting", fmt.Errorf("dial: %w", context.DeadlineExceeded), classification{Phase: cause.PhaseConnect}, cause.ConnectionTimeout, ""},
 		{"TLS handshake timeout", timeoutErr{}, classification{Phase: cause.PhaseTLS}, cause.ConnectionTimeout, "tls handshake"},
