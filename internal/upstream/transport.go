@@ -99,8 +99,8 @@ type TransportOptions struct {
 	// MaxIdleConnsPerHost is how many idle connections are kept per
 	// target for as long as IdleConnTimeout. After a burst, up to
 	// SurplusFactor times as many more are kept for SurplusIdle (see
-	// Transport.putIdle). Default (0): none; every connection is closed
-	// after its request.
+	// there). Default (0): none; every connection is closed after its
+	// request.
 	MaxIdleConnsPerHost int
 	// MaxResponseHeaderBytes bounds a response's header section. Default:
 	// 1 MiB.
