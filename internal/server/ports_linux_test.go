@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -46,6 +47,9 @@ func TestLocalPortsExhausted(t *testing.T) {
 		if err != nil {
 			t.Fatalf("the run inside the namespace failed: %v", err)
 		}
+		if strings.Contains(string(out), "--- SKIP: TestLocalPortsExhausted") {
+			t.Skip("skipped inside the namespace (see its output above)")
+		}
 		if !strings.Contains(string(out), "--- PASS: TestLocalPortsExhausted") {
 			t.Fatal("the run inside the namespace did not pass the test")
 		}
@@ -75,6 +79,9 @@ func TestLocalPortsExhausted(t *testing.T) {
 
 	// Two ports, above the default range, so no listener holds one.
 	if err := os.WriteFile("/proc/sys/net/ipv4/ip_local_port_range", []byte("61000 61001"), 0o644); err != nil {
+		if errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
+			t.Skipf("cannot narrow the namespace's port range here (/proc/sys read-only?): %v", err)
+		}
 		t.Fatalf("narrow the port range: %v", err)
 	}
 	type answer struct {
