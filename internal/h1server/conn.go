@@ -118,6 +118,7 @@ func (c *conn) serve() {
 			return
 		}
 		keep := c.serveRequest(req, cancel)
+		c.resp.release()
 		if !keep || c.srv.closed.Load() {
 			if c.answered && c.resp.err == nil && (!c.bodyDone.Load() || c.br.Buffered() > 0) {
 				// Bytes of the visitor's are unread: a close now

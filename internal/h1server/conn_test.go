@@ -8,11 +8,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"weak"
 )
 
 func hello(w http.ResponseWriter, r *http.Request) {
@@ -499,5 +501,49 @@ func TestNoRemoteAddr(t *testing.T) {
 	}
 	if ra := <-got; ra != "" {
 		t.Errorf("RemoteAddr %q", ra)
+	}
+}
+
+// retainedKey is the context key TestIdleConnectionKeepsNoRequest hangs a
+// value on.
+type retainedKey struct{}
+
+// TestIdleConnectionKeepsNoRequest checks that a connection waiting for
+// its next request holds nothing of the last one: the request and what the
+// handler hung on its context (the access log's record, the proxy's
+// exchange, in the gateway) can be collected while the connection idles.
+func TestIdleConnectionKeepsNoRequest(t *testing.T) {
+	var mu sync.Mutex
+	var req weak.Pointer[http.Request]
+	var hung weak.Pointer[[4096]byte]
+	ts := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v := new([4096]byte)
+		if !r.Context().(interface{ SetValue(key, val any) bool }).SetValue(retainedKey{}, v) {
+			t.Error("SetValue refused")
+		}
+		mu.Lock()
+		req, hung = weak.Make(r), weak.Make(v)
+		mu.Unlock()
+		_, _ = io.WriteString(w, "ok")
+	}))
+	c := ts.dial(t)
+	if resp, body := c.roundTrip("GET / HTTP/1.1\r\nHost: h\r\n\r\n"); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("%d %q", resp.StatusCode, body)
+	}
+	// The connection stays open and idle. The answer may reach the client
+	// just before the server lets go of the request: try for a while.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		runtime.GC()
+		mu.Lock()
+		r, v := req.Value(), hung.Value()
+		mu.Unlock()
+		if r == nil && v == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 2s idle, the request is still reachable: %v, its context's value: %v", r != nil, v != nil)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

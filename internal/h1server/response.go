@@ -61,6 +61,16 @@ func (w *response) reset(req *http.Request) {
 	*w = response{c: w.c, req: req, header: w.header, pending: w.pending[:0], fields: fields, contentLength: -1, expectContinue: expect}
 }
 
+// release drops what the finished answer refers to, so that an idle
+// connection keeps nothing of its last request alive until the next one
+// arrives: the request, its context and whatever hangs from them (the
+// access log's record, the proxy's exchange and the upstream's answer,
+// about 4 KiB), and the header map's values.
+func (w *response) release() {
+	w.req = nil
+	clear(w.header)
+}
+
 // maxKeptFields is the largest AddField buffer a connection keeps between
 // answers.
 const maxKeptFields = 16 << 10
