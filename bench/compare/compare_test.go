@@ -292,7 +292,7 @@ func TestRowsOfMedian(t *testing.T) {
 		t.Fatalf("rows %+v %+v, want gatewise 200 and nginx 900", rows[0], rows[1])
 	}
 	table := rep.table(scenSmall)
-	for _, want := range []string{"0.22×", "median of 3 rounds", "gatewise 300, 100, 200", "nginx 1,000, failed, 900"} {
+	for _, want := range []string{"0.22×", "median of 3 rounds", "gatewise 300, 100, 200", "nginx 1,000, failed, 900", "in each round (their runs back to back): 0.30, failed, 0.22."} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table without %q:\n%s", want, table)
 		}

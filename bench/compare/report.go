@@ -147,7 +147,33 @@ func (r *report) roundsNote(scen string) string {
 	if b.Len() == 0 {
 		return ""
 	}
-	return strings.TrimSuffix(b.String(), ";") + ".\n"
+	note := strings.TrimSuffix(b.String(), ";") + "."
+	if pairs := r.pairedRounds(scen, "gatewise", "nginx"); pairs != "" {
+		note += " gatewise ÷ nginx, in each round (their runs back to back): " + pairs + "."
+	}
+	return note + "\n"
+}
+
+// pairedRounds returns the ratio a ÷ b of requests/s in each round of a
+// scenario run in rounds, "0.85, 0.86, failed", or "" when either has no
+// rounds or their counts differ.
+func (r *report) pairedRounds(scen, a, b string) string {
+	ra, rb := r.find(scen, a), r.find(scen, b)
+	if ra == nil || rb == nil {
+		return ""
+	}
+	as, bs := r.roundsOf(ra), r.roundsOf(rb)
+	if len(as) < 2 || len(as) != len(bs) {
+		return ""
+	}
+	vals := make([]string, len(as))
+	for i := range as {
+		vals[i] = "failed"
+		if as[i].Err == "" && bs[i].Err == "" && rpsOf(bs[i]) > 0 {
+			vals[i] = fmt.Sprintf("%.2f", rpsOf(as[i])/rpsOf(bs[i]))
+		}
+	}
+	return strings.Join(vals, ", ")
 }
 
 // ratio formats a/b as "0.93×", or "—" when b is unknown.
