@@ -753,9 +753,10 @@ func TestConnectionReuse(t *testing.T) {
 		desc      string
 		maxIdle   int
 		wantDials int32
+		slack     uint64 // how far PHP-FPM's count may be off (see below)
 	}{
-		{"reuse", 0, 1},
-		{"no reuse", -1, 14},
+		{"reuse", 0, 1, 0},
+		{"no reuse", -1, 14, 1},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			var cd countingDialer
@@ -786,8 +787,17 @@ func TestConnectionReuse(t *testing.T) {
 			if got := cd.n.Load(); got != tc.wantDials {
 				t.Errorf("%d connections for 14 requests (with the first status read), want %d", got, tc.wantDials)
 			}
-			if got := after.AcceptedConn - before.AcceptedConn; got != 13 {
-				t.Errorf("PHP-FPM accepted %d requests, want 13", got)
+			// PHP-FPM's "accepted conn" is a shared counter that each
+			// worker updates for its own requests. On one kept
+			// connection every request goes to the same worker, in turn,
+			// and the count is exact. On a connection each, the two
+			// workers take turns, and a status read by one may miss the
+			// other's last update, or meet a late one from the previous
+			// subtest. A CI run under load saw 14 here once, so one
+			// either way is allowed. The dial count above stays exact.
+			got := after.AcceptedConn - before.AcceptedConn
+			if lo, hi := 13-tc.slack, 13+tc.slack; got < lo || got > hi {
+				t.Errorf("PHP-FPM accepted %d requests, want 13 (within %d)", got, tc.slack)
 			}
 		})
 	}
