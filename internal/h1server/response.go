@@ -24,7 +24,7 @@ const pendingLimit = 2 << 10
 type response struct {
 	c      *conn
 	req    *http.Request
-	header http.Header // kept across requests, cleared
+	header http.Header // kept across requests, emptied by release
 
 	status        int
 	wroteHeader   bool // a final status was set
@@ -47,10 +47,10 @@ type response struct {
 }
 
 func (w *response) reset(req *http.Request) {
+	// The header map is kept across answers: release emptied it after
+	// the last one.
 	if w.header == nil {
 		w.header = make(http.Header, 8)
-	} else {
-		clear(w.header)
 	}
 	b, ok := req.Body.(*body)
 	expect := ok && b.continueFirst
