@@ -3,6 +3,7 @@ package h1server
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -51,8 +52,17 @@ type conn struct {
 	remoteAddr string
 	baseCtx    context.Context
 
-	br *bufio.Reader
+	br *bufio.Reader // nil while the connection waits for a request, when it has idle
 	bw *bufio.Writer // nil while idle
+
+	// idle is the socket's wait without a read buffer (sockio's
+	// ReadWhenReady), nil when the connection has none; awaitFn is
+	// awaitRequest bound once, src what br reads from, and idleErr the
+	// error of awaitRequest's read.
+	idle    readyReader
+	awaitFn func(io.Reader) bool
+	src     source
+	idleErr error
 
 	state atomic.Uint32
 	since atomic.Int64 // coarse time the state began
@@ -79,6 +89,10 @@ func newConn(s *Server, rw net.Conn) *conn {
 		c.remoteAddr = ra.String() // (none on some wrapped or piped connections)
 	}
 	c.raw = rawConn(rw)
+	c.src.c = c
+	if c.idle = readyReaderOf(rw); c.idle != nil {
+		c.awaitFn = c.awaitRequest
+	}
 	c.baseCtx = context.WithValue(context.Background(), http.LocalAddrContextKey, rw.LocalAddr())
 	c.since.Store(s.clock.Load())
 	c.state.Store(stateNew)
@@ -106,7 +120,9 @@ func rawConn(c net.Conn) syscall.RawConn {
 }
 
 func (c *conn) serve() {
-	c.br = c.getReader()
+	if c.idle == nil {
+		c.br = c.getReader()
+	}
 	defer c.end()
 	for {
 		req, cancel, err := c.readRequest()
@@ -145,8 +161,7 @@ func (c *conn) end() {
 		_ = c.rwc.Close()
 		c.putWriter()
 		if c.br != nil {
-			c.br.Reset(nil)
-			c.srv.readers.Put(c.br)
+			c.putReader(c.br)
 			c.br = nil
 		}
 	}
@@ -163,10 +178,93 @@ func (c *conn) closeIfIdle() {
 
 func (c *conn) getReader() *bufio.Reader {
 	if br, ok := c.srv.readers.Get().(*bufio.Reader); ok {
-		br.Reset(c.rwc)
+		br.Reset(&c.src)
 		return br
 	}
-	return bufio.NewReaderSize(c.rwc, readBufferSize)
+	return bufio.NewReaderSize(&c.src, readBufferSize)
+}
+
+func (c *conn) putReader(br *bufio.Reader) {
+	br.Reset(nil)
+	c.srv.readers.Put(br)
+}
+
+// readyReader is a socket that can wait for something to read without a
+// buffer (sockio.Conn on Linux).
+type readyReader interface {
+	ReadWhenReady(ready func(io.Reader) bool) error
+}
+
+// readyReaderOf returns the readyReader beneath c's wrappers (those with
+// a NetConn method), or nil: none beneath TLS, whose bytes are not the
+// socket's.
+func readyReaderOf(c net.Conn) readyReader {
+	for {
+		if _, ok := c.(*tls.Conn); ok {
+			return nil
+		}
+		if r, ok := c.(readyReader); ok {
+			return r
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return nil
+		}
+		c = u.NetConn()
+	}
+}
+
+// source is what the read buffer fills from: the connection, or, while
+// awaitRequest runs, the socket itself (r).
+type source struct {
+	c *conn
+	r io.Reader
+}
+
+func (s *source) Read(p []byte) (int, error) {
+	if s.r != nil {
+		return s.r.Read(p)
+	}
+	return s.c.rwc.Read(p)
+}
+
+// waitForRequest waits until the next request's first bytes are in the
+// read buffer. A connection with nothing buffered gives its buffer back
+// while it waits, when its socket allows (readyReader): an idle
+// connection then holds 4 KiB less, for the same system calls.
+func (c *conn) waitForRequest() error {
+	if c.br != nil && c.br.Buffered() > 0 {
+		return nil
+	}
+	if c.idle == nil {
+		_, err := c.br.Peek(1)
+		return err
+	}
+	if c.br != nil {
+		c.putReader(c.br)
+		c.br = nil
+	}
+	c.idleErr = nil
+	if err := c.idle.ReadWhenReady(c.awaitFn); err != nil {
+		return err
+	}
+	return c.idleErr
+}
+
+// awaitRequest is waitForRequest's callback: it takes a read buffer and
+// fills it from the socket, and gives it back when the socket has nothing
+// yet (false: wait).
+func (c *conn) awaitRequest(r io.Reader) bool {
+	br := c.getReader()
+	c.src.r = r
+	_, err := br.Peek(1)
+	c.src.r = nil
+	if errors.Is(err, syscall.EAGAIN) {
+		c.putReader(br)
+		return false
+	}
+	c.br, c.idleErr = br, err
+	return true
 }
 
 // writer returns the connection's write buffer, taking one from the pool

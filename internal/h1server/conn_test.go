@@ -1,6 +1,7 @@
 package h1server
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -545,5 +546,61 @@ func TestIdleConnectionKeepsNoRequest(t *testing.T) {
 			t.Fatalf("after 2s idle, the request is still reachable: %v, its context's value: %v", r != nil, v != nil)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestIdleConnectionsHoldNoReadBuffer checks that a connection waiting for
+// its next request gives its read buffer back (sockio's ReadWhenReady):
+// once 40 connections have had a request answered and idle, the
+// collector (which empties the pool) finds their buffers unreachable,
+// where 40 connections keeping theirs kept 40. Each then serves a second
+// request with a buffer taken again.
+func TestIdleConnectionsHoldNoReadBuffer(t *testing.T) {
+	var mu sync.Mutex
+	var bufs []weak.Pointer[bufio.Reader]
+	ts := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ok "+r.URL.Path)
+	}), func(s *Server) {
+		s.readers.New = func() any {
+			br := bufio.NewReaderSize(nil, readBufferSize)
+			mu.Lock()
+			bufs = append(bufs, weak.Make(br))
+			mu.Unlock()
+			return br
+		}
+	})
+	const conns = 40
+	cs := make([]*rawClient, conns)
+	for i := range cs {
+		cs[i] = ts.dial(t)
+		if resp, body := cs[i].roundTrip("GET /1 HTTP/1.1\r\nHost: h\r\n\r\n"); resp.StatusCode != 200 || body != "ok /1" {
+			t.Fatalf("connection %d: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	held := func() (n int) {
+		runtime.GC()
+		runtime.GC() // the pool's victim cache too
+		mu.Lock()
+		defer mu.Unlock()
+		for _, b := range bufs {
+			if b.Value() != nil {
+				n++
+			}
+		}
+		return n
+	}
+	// The last answer may reach its client just before the server goes
+	// back to waiting: try for a while.
+	deadline := time.Now().Add(2 * time.Second)
+	for n := held(); n > 0; n = held() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d read buffers still held by %d idle connections after 2s", n, conns)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i, c := range cs {
+		if resp, body := c.roundTrip("GET /2 HTTP/1.1\r\nHost: h\r\n\r\n"); resp.StatusCode != 200 || body != "ok /2" {
+			t.Fatalf("connection %d, second request: %d %q", i, resp.StatusCode, body)
+		}
 	}
 }

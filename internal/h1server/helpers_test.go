@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gatewise/gatewise/internal/sockio"
 )
 
 // testServer is a Server on a loopback listener, shut down at the end of
@@ -42,14 +44,16 @@ func (b *syncBuffer) String() string {
 	return b.b.String()
 }
 
-// start serves h on a new loopback listener; opt may change the server's
-// fields before it starts.
+// start serves h on a new loopback listener whose connections are read
+// and written with raw system calls (sockio), as gatewise's are; opt may
+// change the server's fields before it starts.
 func start(t testing.TB, h http.Handler, opt ...func(*Server)) *testServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	ln = sockio.Listener(ln)
 	logBuf := new(syncBuffer)
 	s := &Server{Handler: h, ErrorLog: log.New(logBuf, "", 0), Tick: 10 * time.Millisecond}
 	for _, o := range opt {

@@ -21,11 +21,8 @@ var errHeadTooLarge = &requestError{status: http.StatusRequestHeaderFieldsTooLar
 // *requestError is answered by the caller; other errors (the visitor
 // closed, a timeout, Shutdown) end the connection silently.
 func (c *conn) readRequest() (*http.Request, *requestContext, error) {
-	br := c.br
-	if br.Buffered() == 0 {
-		if _, err := br.Peek(1); err != nil {
-			return nil, nil, err
-		}
+	if err := c.waitForRequest(); err != nil {
+		return nil, nil, err
 	}
 	// The first byte is here: the header timeout runs from now (from
 	// accept for a connection's first request).

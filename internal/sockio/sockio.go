@@ -20,6 +20,10 @@
 // Deadlines set on the connection apply. On systems other than Linux,
 // Wrap returns the connection unchanged.
 //
+// A server that waits for its next request can wait holding no read
+// buffer with ReadWhenReady: it asks for the buffer only once the
+// socket's read finds bytes, with the same system calls as a Read.
+//
 // A client that sends a request and then reads the answer can do both
 // with WriteThenAwaitRead: the request is written from inside the read's
 // wait, so the read that would find nothing before the answer comes is
@@ -54,6 +58,12 @@ type Conn struct {
 	sendErr error
 	sent    bool
 	afn     func(uintptr) bool
+
+	// ready is ReadWhenReady's callback, and readyFn its RawConn.Read
+	// callback bound once; nowait is the reader handed to ready.
+	ready   func(io.Reader) bool
+	readyFn func(uintptr) bool
+	nowait  fdReader
 
 	wmu  sync.Mutex // serializes Write, and guards the write callback's fields
 	wbuf []byte
