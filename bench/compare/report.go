@@ -392,6 +392,12 @@ loopback ports, so that no run inherits another's connections, buffers or
 heap. It writes this page, the chart, and ` + "`results.json`" + ` with every
 config, log and tool output in its work directory under /tmp.
 
+Three more side-by-side benchmarks have commands and pages of their own:
+PHP through PHP-FPM beside nginx (` + "`bash bench/fastcgi.sh`" + `,
+[fastcgi-bench.md](fastcgi-bench.md)), failing upstreams beside nginx and
+HAProxy (` + "`bash bench/chaos.sh`" + `, [chaos.md](chaos.md)), and an
+overloaded upstream (` + "`bash bench/overload.sh`" + `, [overload.md](overload.md)).
+
 ## Results
 
 `)
