@@ -22,6 +22,7 @@ const (
 	ConnectionTimeout             ID = "connection_timeout"
 	DestinationUnavailable        ID = "destination_unavailable"
 	LocalPortsExhausted           ID = "local_ports_exhausted"
+	FileDescriptorsExhausted      ID = "file_descriptors_exhausted"
 	ConnectionTerminated          ID = "connection_terminated"
 	TLSProtocolError              ID = "tls_protocol_error"
 	TLSCertificateError           ID = "tls_certificate_error"

@@ -63,6 +63,12 @@ func Classify(err error, a Attempt) *Error {
 	if errors.Is(err, syscall.EADDRNOTAVAIL) {
 		return mk(LocalPortsExhausted, "")
 	}
+	if errors.Is(err, syscall.EMFILE) {
+		return mk(FileDescriptorsExhausted, "process limit")
+	}
+	if errors.Is(err, syscall.ENFILE) {
+		return mk(FileDescriptorsExhausted, "system limit")
+	}
 	if certificateError(err) {
 		return mk(TLSCertificateError, "")
 	}

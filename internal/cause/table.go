@@ -63,6 +63,18 @@ func entries() []Cause {
 			},
 		},
 		{
+			ID: FileDescriptorsExhausted, Title: "Gateway out of file descriptors", Status: 502, ProxyStatusError: "proxy_internal_error", Hop: HopGateway, Retryable: true,
+			Visitor: "The site's gateway could not open another connection to its application server just now.",
+			Owner:   "The gateway could not open a socket for a connection to the upstream: the process has as many files open as its limit allows (EMFILE, details process limit: `ulimit -n`, systemd's LimitNOFILE) or the host as many as fs.file-max (ENFILE, details system limit). Every visitor connection and every upstream connection is a file, so the limit caps the two together, idle keep-alive connections included. Compare the open files (`ls /proc/$(pidof gatewise)/fd | wc -l`) with the limit (`grep 'open files' /proc/$(pidof gatewise)/limits`), then raise the limit (LimitNOFILE=65536 in the unit), or cap the visitors' connections below it with limits.max_conns.",
+			Signatures: []Signature{
+				{Server: "nginx", Pattern: `(socket|accept4?)\(\) failed \((24|23): `},
+				{Server: "apache", Pattern: `\((24|23)\)Too many open files`},
+				{Server: "haproxy", Pattern: `reached (process|system) FD limit`},
+				{Server: "caddy", Pattern: `socket: too many open files`},
+				{Server: "traefik", Pattern: `socket: too many open files`},
+			},
+		},
+		{
 			ID: ConnectionTerminated, Title: "Upstream closed the connection", Status: 502, ProxyStatusError: "connection_terminated", Hop: HopUpstream, Retryable: true,
 			Visitor: "The site's application server hung up before it answered.",
 			Owner:   "The upstream closed or reset the connection before sending any byte of a response: it crashed or was killed while handling the request, hit its own limit, or closed a keep-alive connection the gateway was reusing. The details say reset or closed. Look for crashes and OOM kills in the upstream's log (`gatewise logs`), and keep the upstream's keep-alive timeout longer than the gateway's idle timeout.",

@@ -42,6 +42,8 @@ func TestClassify(t *testing.T) {
 		{"host unreachable", opErr("connect", syscall.EHOSTUNREACH), classification{Phase: cause.PhaseConnect}, cause.DestinationUnavailable, "host unreachable"},
 		{"network unreachable", opErr("connect", syscall.ENETUNREACH), classification{Phase: cause.PhaseConnect}, cause.DestinationUnavailable, "network unreachable"},
 		{"no local port", opErr("connect", syscall.EADDRNOTAVAIL), classification{Phase: cause.PhaseConnect}, cause.LocalPortsExhausted, ""},
+		{"out of files, the process's", &net.OpError{Op: "dial", Err: os.NewSyscallError("socket", syscall.EMFILE)}, classification{Phase: cause.PhaseConnect}, cause.FileDescriptorsExhausted, "process limit"},
+		{"out of files, the host's", &net.OpError{Op: "dial", Err: os.NewSyscallError("socket", syscall.ENFILE)}, classification{Phase: cause.PhaseConnect}, cause.FileDescriptorsExhausted, "system limit"},
 		{"dial timeout", &net.OpError{Op: "dial", Err: timeoutErr{}}, classification{Phase: cause.PhaseConnect}, cause.ConnectionTimeout, ""},
 		{"whole-request deadline while connecting", fmt.Errorf("dial: %w", context.DeadlineExceeded), classification{Phase: cause.PhaseConnect}, cause.ConnectionTimeout, ""},
 		{"TLS handshake timeout", timeoutErr{}, classification{Phase: cause.PhaseTLS}, cause.ConnectionTimeout, "tls handshake"},

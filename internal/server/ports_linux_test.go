@@ -40,19 +40,7 @@ func TestLocalPortsExhausted(t *testing.T) {
 			// A container without CAP_SYS_ADMIN, for one.
 			t.Skipf("cannot create a network namespace here: %v: %s", err, strings.TrimSpace(string(out)))
 		}
-		cmd := exec.Command(unshare, "-n", os.Args[0], "-test.run=^TestLocalPortsExhausted$", "-test.v", "-test.count=1")
-		cmd.Env = append(os.Environ(), netnsChild+"=1")
-		out, err := cmd.CombinedOutput()
-		t.Logf("in a network namespace of its own:\n%s", out)
-		if err != nil {
-			t.Fatalf("the run inside the namespace failed: %v", err)
-		}
-		if strings.Contains(string(out), "--- SKIP: TestLocalPortsExhausted") {
-			t.Skip("skipped inside the namespace (see its output above)")
-		}
-		if !strings.Contains(string(out), "--- PASS: TestLocalPortsExhausted") {
-			t.Fatal("the run inside the namespace did not pass the test")
-		}
+		runAlone(t, netnsChild, unshare, "-n")
 		return
 	}
 
