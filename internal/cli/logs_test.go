@@ -97,8 +97,8 @@ func TestLogsJSON(t *testing.T) {
 	if len(doc.Causes) == 0 || doc.Causes[0].Fix == "" || doc.Causes[0].FirstSeen.IsZero() {
 		t.Errorf("causes = %+v", doc.Causes)
 	}
-	if len(doc.Events) != 19 || len(doc.Chains) != 1 {
-		t.Errorf("%d events and %d chains, want 19 and 1", len(doc.Events), len(doc.Chains))
+	if len(doc.Events) != 20 || len(doc.Chains) != 1 {
+		t.Errorf("%d events and %d chains, want 20 and 1", len(doc.Events), len(doc.Chains))
 	}
 	if doc.UnreadableLines[filepath.Join(td, "nginx_error.log")] != 1 {
 		t.Errorf("unreadable_lines = %v", doc.UnreadableLines)
