@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gatewise/gatewise/internal/cause"
 	"github.com/gatewise/gatewise/internal/config"
 	"github.com/gatewise/gatewise/internal/obs"
 	"github.com/gatewise/gatewise/internal/upstream"
@@ -39,8 +40,8 @@ type Options struct {
 	// Metrics counts every check by pool, target and result. If nil, no
 	// metrics.
 	Metrics *obs.Metrics
-	// Logger receives each failing check at DEBUG, with its reason, cause
-	// and error. The changes of a target's state that the checks cause
+	// Logger receives each failing or inconclusive check at DEBUG, with
+	// its reason, cause and error. The changes of a target's state that the checks cause
 	// (WARN "target unhealthy", INFO "target healthy", with the reason)
 	// are logged by the pool, to its own PoolOptions.Logger, so that they
 	// are not logged twice. If nil, logs are discarded.
@@ -81,8 +82,11 @@ type Checker struct {
 // A target starts as the pool sees it (healthy, for a new pool). A healthy
 // target that fails hc.Fall checks in a row is reported unhealthy with
 // pool.SetHealthy, and an unhealthy one that passes hc.Rise checks in a
-// row is reported healthy; the pool hears of transitions only. hc is
-// copied; later changes to it have no effect. Call Stop to end the checks.
+// row is reported healthy; the pool hears of transitions only. A check
+// that fails for want of the gateway's own resources (cause
+// local_ports_exhausted or file_descriptors_exhausted) is inconclusive:
+// it counts as neither. hc is copied; later changes to it have no effect.
+// Call Stop to end the checks.
 func Start(pool *upstream.Pool, hc *config.HealthCheck, opts Options) *Checker {
 	c := newChecker(pool, hc, opts)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -198,6 +202,15 @@ func (c *Checker) run(ctx context.Context, t *upstream.Target, healthy bool) {
 			return // stopped during the check: its result means nothing
 		}
 		took := c.opts.Now().Sub(start)
+		if !res.pass && ownFailure(res.cause) {
+			// Neither a pass nor a fail: the check says nothing of t.
+			if c.opts.Metrics != nil {
+				c.opts.Metrics.ObserveInconclusiveHealthCheck(c.pool.Name, t.Addr)
+			}
+			log.Debug("health check inconclusive: the gateway's own failure", "check", c.what, "reason", res.reason, "took", took)
+			timer.Reset(interval + jitter(interval))
+			continue
+		}
 		if c.opts.Metrics != nil {
 			c.opts.Metrics.ObserveHealthCheck(c.pool.Name, t.Addr, res.pass)
 		}
@@ -226,6 +239,14 @@ func (c *Checker) run(ctx context.Context, t *upstream.Target, healthy bool) {
 		}
 		timer.Reset(interval + jitter(interval))
 	}
+}
+
+// ownFailure reports whether a check failed for want of the gateway's
+// own resources (no local port, no file left for the connection), which
+// says nothing of the target: every target's checks fail alike then, and
+// marking them all unhealthy would blame the upstreams for the gateway.
+func ownFailure(id cause.ID) bool {
+	return id == cause.LocalPortsExhausted || id == cause.FileDescriptorsExhausted
 }
 
 // jitter returns a random duration from 0 up to 10% of interval.

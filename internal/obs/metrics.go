@@ -120,7 +120,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	}, []string{"pool"})
 	m.healthChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatewise_health_checks_total",
-		Help: "Active health checks, by pool, target and result (pass or fail).",
+		Help: "Active health checks, by pool, target and result (pass, fail, or inconclusive: the gateway's own failure).",
 	}, []string{"pool", "target", "result"})
 	m.transitions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatewise_upstream_state_changes_total",
@@ -240,6 +240,12 @@ func (m *Metrics) ObserveHealthCheck(pool, target string, pass bool) {
 		r = "pass"
 	}
 	m.healthChecks.WithLabelValues(pool, target, r).Inc()
+}
+
+// ObserveInconclusiveHealthCheck counts an active health check that
+// failed for want of the gateway's own resources (result inconclusive).
+func (m *Metrics) ObserveInconclusiveHealthCheck(pool, target string) {
+	m.healthChecks.WithLabelValues(pool, target, "inconclusive").Inc()
 }
 
 // ObserveStateChange counts a target's change to state (healthy,

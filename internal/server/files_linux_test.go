@@ -2,14 +2,16 @@ package server_test
 
 import (
 	"io"
-	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatewise/gatewise/internal/config"
 )
 
 // filesChild is set in the environment of the test binary run again for
@@ -29,18 +31,7 @@ func TestFileDescriptorsExhausted(t *testing.T) {
 		return
 	}
 
-	upLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	up := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "ok\n")
-	})}
-	go func() { _ = up.Serve(upLn) }()
-	t.Cleanup(func() { _ = up.Close() })
-	cfg := oneTargetConfig("http://" + upLn.Addr().String())
-	cfg.AccessLog = "off"
-	g := startGateway(t, cfg)
+	g := okGateway(t, nil)
 
 	get := func() (int, string) {
 		t.Helper()
@@ -54,42 +45,108 @@ func TestFileDescriptorsExhausted(t *testing.T) {
 		return res.StatusCode, res.Header.Get("Proxy-Status")
 	}
 
-	var saved syscall.Rlimit
+	saved, low := lowerFileLimit(t, 2)
+	status, proxyStatus := get()
+	restoreFileLimit(t, saved)
+	if status != http.StatusBadGateway || !strings.Contains(proxyStatus, `details="file_descriptors_exhausted: process limit"`) {
+		t.Errorf("at the limit (%d files): %d %q, want 502 with file_descriptors_exhausted: process limit", low.Cur, status, proxyStatus)
+	}
+	if status, proxyStatus := get(); status != http.StatusOK {
+		t.Errorf("with the limit back: %d %q, want 200", status, proxyStatus)
+	}
+}
+
+// TestHealthChecksWithoutFiles checks that active health checks that fail
+// because the gateway has no file left (file_descriptors_exhausted) count
+// as neither pass nor fail: the target stays healthy, where three failed
+// checks in a row (fall: 1) would have marked it unhealthy, and the
+// checks are counted with result inconclusive.
+func TestHealthChecksWithoutFiles(t *testing.T) {
+	if os.Getenv(filesChild) == "" {
+		runAlone(t, filesChild)
+		return
+	}
+	g := okGateway(t, func(cfg *config.Config) {
+		cfg.Pools["app"].Health = &config.HealthCheck{
+			TCP:      true,
+			Interval: config.Duration{Duration: 20 * time.Millisecond},
+			Timeout:  config.Duration{Duration: 10 * time.Millisecond},
+			Rise:     1,
+			Fall:     1,
+		}
+	})
+	// Let a check pass first, with files to spare.
+	waitFor(t, "a passing health check", func() bool {
+		return strings.Contains(g.metrics(t), `gatewise_health_checks_total{pool="app",result="pass"`)
+	})
+
+	saved, _ := lowerFileLimit(t, 0)
+	time.Sleep(200 * time.Millisecond) // about ten checks
+	restoreFileLimit(t, saved)
+
+	m := g.metrics(t)
+	if !strings.Contains(m, `gatewise_health_checks_total{pool="app",result="inconclusive"`) {
+		t.Errorf("no inconclusive check counted:\n%s", grepLines(m, "gatewise_health_checks_total"))
+	}
+	if strings.Contains(m, `state="unhealthy"`) {
+		t.Errorf("the target was marked unhealthy for the gateway's own failure:\n%s", grepLines(m, "gatewise_upstream_state_changes_total"))
+	}
+}
+
+// okGateway starts an upstream that answers every request, and a gateway
+// in front of it (access log off); configure, if not nil, changes the
+// gateway's config first.
+func okGateway(t *testing.T, configure func(*config.Config)) *gateway {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	}))
+	t.Cleanup(up.Close)
+	cfg := oneTargetConfig(up.URL)
+	cfg.AccessLog = "off"
+	if configure != nil {
+		configure(cfg)
+	}
+	return startGateway(t, cfg)
+}
+
+// lowerFileLimit lowers the process's open-files limit so that n files
+// are left, and returns the limit it replaced and the new one. The limit
+// bounds the numbers of new files, which take the lowest free ones: it
+// goes just above the n-th free number.
+func lowerFileLimit(t *testing.T, n int) (saved, low syscall.Rlimit) {
+	t.Helper()
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &saved); err != nil {
 		t.Fatal(err)
 	}
-	// The limit bounds the numbers of new files, which take the lowest
-	// free ones: it goes just above the second free number.
 	fds, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		t.Fatal(err)
 	}
 	inUse := map[uint64]bool{}
 	for _, f := range fds[:len(fds)-1] { // the last is ReadDir's own, closed now
-		n, err := strconv.ParseUint(f.Name(), 10, 64)
+		fd, err := strconv.ParseUint(f.Name(), 10, 64)
 		if err != nil {
 			t.Fatalf("/proc/self/fd: %v", err)
 		}
-		inUse[n] = true
+		inUse[fd] = true
 	}
 	var free []uint64
-	for n := uint64(0); len(free) < 2; n++ {
-		if !inUse[n] {
-			free = append(free, n)
+	for fd := uint64(0); len(free) <= n; fd++ {
+		if !inUse[fd] {
+			free = append(free, fd)
 		}
 	}
-	low := syscall.Rlimit{Cur: free[1] + 1, Max: saved.Max}
+	low = syscall.Rlimit{Cur: free[n], Max: saved.Max}
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
 		t.Fatalf("lower the open-files limit to %d: %v", low.Cur, err)
 	}
-	status, proxyStatus := get()
+	return saved, low
+}
+
+func restoreFileLimit(t *testing.T, saved syscall.Rlimit) {
+	t.Helper()
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &saved); err != nil {
 		t.Fatalf("restore the open-files limit: %v", err)
-	}
-	if status != http.StatusBadGateway || !strings.Contains(proxyStatus, `details="file_descriptors_exhausted: process limit"`) {
-		t.Errorf("at the limit (%d files): %d %q, want 502 with file_descriptors_exhausted: process limit", low.Cur, status, proxyStatus)
-	}
-	if status, proxyStatus := get(); status != http.StatusOK {
-		t.Errorf("with the limit back: %d %q, want 200", status, proxyStatus)
 	}
 }
