@@ -31,6 +31,7 @@ type Metrics struct {
 	resends          *prometheus.CounterVec
 	connsOpened      *prometheus.CounterVec
 	connsRejected    *prometheus.CounterVec
+	acceptErrors     *prometheus.CounterVec
 	fpm              *fpmMetrics
 	// codes holds the status codes 100 to 599 as label values, so that
 	// counting a request formats none.
@@ -150,7 +151,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Name: "gatewise_connections_rejected_total",
 		Help: "Client connections closed at accept for a connection limit, by reason (max_conns or max_conns_per_ip).",
 	}, []string{"reason"})
-	collectors := []prometheus.Collector{m.connsRejected, m.requests, m.requestDuration, m.upstreamFailures,
+	m.acceptErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatewise_accept_errors_total",
+		Help: "Client connections a listener could not accept for want of the gateway's own resources, by cause (file_descriptors_exhausted); they wait in the kernel's queue while the listener retries.",
+	}, []string{"cause"})
+	collectors := []prometheus.Collector{m.connsRejected, m.acceptErrors, m.requests, m.requestDuration, m.upstreamFailures,
 		m.upstreamAttempts, m.upstreamTTFB, m.inFlight, m.reloads, m.targetHealthy, m.ejections,
 		m.panics, m.healthChecks, m.transitions, m.retries, m.retriesDenied, m.idleTimeout, m.resends, m.connsOpened}
 	m.fpm = newFPMMetrics()
@@ -282,3 +287,7 @@ func (m *Metrics) ObserveConnOpened(pool, target string) {
 
 // ObserveConnRejected counts a client connection closed at accept.
 func (m *Metrics) ObserveConnRejected(reason string) { m.connsRejected.WithLabelValues(reason).Inc() }
+
+// ObserveAcceptError counts a listener's accept that failed with cause id
+// (file_descriptors_exhausted).
+func (m *Metrics) ObserveAcceptError(id cause.ID) { m.acceptErrors.WithLabelValues(string(id)).Inc() }

@@ -23,7 +23,8 @@ const filesChild = "GATEWISE_TEST_FILES_CHILD"
 // the gateway's, both in this process) takes them, and the connection to
 // the upstream finds none (EMFILE). The answer is 502
 // file_descriptors_exhausted, not proxy_internal_error; with the limit
-// back, the next request is answered. The files of other tests would move
+// back, the next request is answered. With one file left, the visitor's
+// connection cannot be accepted: that is logged at WARN and counted. The files of other tests would move
 // the count, so the test runs itself again in a process of its own.
 func TestFileDescriptorsExhausted(t *testing.T) {
 	if os.Getenv(filesChild) == "" {
@@ -53,6 +54,28 @@ func TestFileDescriptorsExhausted(t *testing.T) {
 	}
 	if status, proxyStatus := get(); status != http.StatusOK {
 		t.Errorf("with the limit back: %d %q, want 200", status, proxyStatus)
+	}
+
+	// One file left: the client's socket takes it, and the gateway
+	// cannot accept the connection, which waits in the kernel's queue:
+	// the failure is logged at WARN and counted, and once the limit is
+	// back the request is answered.
+	saved, _ = lowerFileLimit(t, 1)
+	answered := make(chan int, 1)
+	go func() {
+		status, _ := get()
+		answered <- status
+	}()
+	waitFor(t, "the accept failure's WARN line", func() bool {
+		return findLine(g.log.lines(t), map[string]any{"level": "WARN", "msg": "cannot accept client connections: the gateway is out of file descriptors; they wait until one is free",
+			"cause": "file_descriptors_exhausted", "detail": "process limit"}) != nil
+	})
+	restoreFileLimit(t, saved)
+	if status := <-answered; status != http.StatusOK {
+		t.Errorf("the connection that waited to be accepted: %d, want 200", status)
+	}
+	if m := g.metrics(t); !strings.Contains(m, `gatewise_accept_errors_total{cause="file_descriptors_exhausted"}`) {
+		t.Errorf("accept failures not counted:\n%s", grepLines(m, "gatewise_accept_errors_total"))
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,6 +66,7 @@ type Server struct {
 	tunnels   obs.Tunnels
 	memory    *limit.MemoryGuard
 	connLog   rejectLog
+	acceptLog acceptLog
 }
 
 // listenerServer is what serves a public listener: h1server.Server on
@@ -237,7 +239,7 @@ func (s *Server) Start() error {
 		}
 		// Sockets read and written with raw system calls
 		// (internal/sockio), under the connection limits.
-		ln = sockio.Listener(ln)
+		ln = sockio.Listener(acceptWatch{Listener: ln, s: s})
 		if maxConns > 0 || maxPerIP > 0 {
 			ln = conns.Listener(ln)
 		}
@@ -322,29 +324,65 @@ func (s *Server) rejectConn(ip netip.Addr, reason string) {
 	s.connLog.note(s.log, ip, reason)
 }
 
-// rejectLog logs connections closed at accept at most once every 10
-// seconds, with the count since the last line.
-type rejectLog struct {
-	mu     sync.Mutex
-	last   time.Time
-	count  int
-	lastIP netip.Addr
+// burst lets one of a run of events through at most once every 10
+// seconds: take returns how many came since the last one it let through
+// (this one included), or 0 when it lets none through.
+type burst struct {
+	mu    sync.Mutex
+	last  time.Time
+	count int
 }
 
-func (l *rejectLog) note(log *slog.Logger, ip netip.Addr, reason string) {
-	now := time.Now()
-	l.mu.Lock()
-	l.count++
-	l.lastIP = ip
-	if !l.last.IsZero() && now.Sub(l.last) < 10*time.Second {
-		l.mu.Unlock()
-		return
+func (b *burst) take(now time.Time) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.count++
+	if !b.last.IsZero() && now.Sub(b.last) < 10*time.Second {
+		return 0
 	}
-	n := l.count
-	l.count, l.last = 0, now
-	l.mu.Unlock()
-	log.Warn("closed client connections over a connection limit", slog.String("reason", reason),
-		slog.Int("closed", n), slog.String("last_client", ip.String()))
+	n := b.count
+	b.count, b.last = 0, now
+	return n
+}
+
+// rejectLog logs connections closed at accept at most once every 10
+// seconds, with the count since the last line.
+type rejectLog struct{ burst }
+
+func (l *rejectLog) note(log *slog.Logger, ip netip.Addr, reason string) {
+	if n := l.take(time.Now()); n > 0 {
+		log.Warn("closed client connections over a connection limit", slog.String("reason", reason),
+			slog.Int("closed", n), slog.String("last_client", ip.String()))
+	}
+}
+
+// acceptWatch is a listener whose accepts that fail for want of file
+// descriptors are counted and logged at WARN (acceptLog): the servers
+// retry them, waiting up to a second, and log each at DEBUG only.
+type acceptWatch struct {
+	net.Listener
+	s *Server
+}
+
+func (l acceptWatch) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil && (errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)) {
+		ce := cause.Classify(err, cause.Attempt{})
+		l.s.metrics.ObserveAcceptError(ce.ID)
+		l.s.acceptLog.note(l.s.log, ce, err)
+	}
+	return c, err
+}
+
+// acceptLog logs failed accepts at most once every 10 seconds, with the
+// count since the last line.
+type acceptLog struct{ burst }
+
+func (l *acceptLog) note(log *slog.Logger, ce *cause.Error, err error) {
+	if n := l.take(time.Now()); n > 0 {
+		log.Warn("cannot accept client connections: the gateway is out of file descriptors; they wait until one is free",
+			slog.String("cause", string(ce.ID)), slog.String("detail", ce.Detail), slog.Int("failed", n), slog.String("error", err.Error()))
+	}
 }
 
 func derefInt(p *int) int {
