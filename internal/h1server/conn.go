@@ -52,7 +52,7 @@ type conn struct {
 	remoteAddr string
 	baseCtx    context.Context
 
-	br *bufio.Reader // nil while the connection waits for a request, when it has idle
+	br *bufio.Reader // nil while the connection waits for a request (when idle is set)
 	bw *bufio.Writer // nil while idle
 
 	// idle is the socket's wait without a read buffer (sockio's

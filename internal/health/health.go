@@ -41,10 +41,11 @@ type Options struct {
 	// metrics.
 	Metrics *obs.Metrics
 	// Logger receives each failing or inconclusive check at DEBUG, with
-	// its reason, cause and error. The changes of a target's state that the checks cause
-	// (WARN "target unhealthy", INFO "target healthy", with the reason)
-	// are logged by the pool, to its own PoolOptions.Logger, so that they
-	// are not logged twice. If nil, logs are discarded.
+	// its reason, cause and error. The changes of a target's state that
+	// the checks cause (WARN "target unhealthy", INFO "target healthy",
+	// with the reason) are logged by the pool, to its own
+	// PoolOptions.Logger, so that they are not logged twice. If nil, logs
+	// are discarded.
 	Logger *slog.Logger
 	// Now returns the current time, used to measure how long a check
 	// took. If nil, time.Now.

@@ -94,13 +94,6 @@ func (c *Conn) readReady(fd uintptr) bool {
 	return c.ready(&c.nowait)
 }
 
-// fdReader reads a socket without waiting: inside ReadWhenReady's
-// callback only, which holds its file descriptor.
-type fdReader struct {
-	c  *Conn
-	fd uintptr
-}
-
 // Read makes one read(2): syscall.EAGAIN when there is nothing to read,
 // io.EOF at the end of the stream, else a *net.OpError as Conn.Read's.
 func (r *fdReader) Read(p []byte) (int, error) {

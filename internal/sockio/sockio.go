@@ -72,6 +72,13 @@ type Conn struct {
 	wfn  func(uintptr) bool
 }
 
+// fdReader reads a socket without waiting: inside ReadWhenReady's
+// callback only, which holds its file descriptor (Linux).
+type fdReader struct {
+	c  *Conn
+	fd uintptr
+}
+
 // Read reads from the socket, as net.Conn's Read does.
 func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
