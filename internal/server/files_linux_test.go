@@ -15,7 +15,7 @@ import (
 )
 
 // filesChild is set in the environment of the test binary run again for
-// TestFileDescriptorsExhausted alone.
+// one of this file's tests alone (runAlone).
 const filesChild = "GATEWISE_TEST_FILES_CHILD"
 
 // TestFileDescriptorsExhausted lowers the gateway's open-files limit so
