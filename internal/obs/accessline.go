@@ -71,9 +71,28 @@ func appendInt(b []byte, key string, v int64) []byte {
 }
 
 // appendMillis writes d in milliseconds with microsecond precision, as
-// encoding/json writes such a float64 (shortest form, no exponent).
+// encoding/json writes such a float64 (shortest form, no exponent): the
+// whole milliseconds, then the microseconds as up to three decimals
+// without trailing zeros, in integer arithmetic (a float's shortest form
+// costs several times more, and is these digits for every such value).
 func appendMillis(b []byte, key string, d time.Duration) []byte {
-	return strconv.AppendFloat(appendKey(b, key), float64(d.Microseconds())/1000, 'f', -1, 64)
+	b = appendKey(b, key)
+	us := d.Microseconds()
+	if us < 0 {
+		b = append(b, '-')
+		us = -us
+	}
+	b = strconv.AppendInt(b, us/1000, 10)
+	frac := us % 1000
+	if frac == 0 {
+		return b
+	}
+	digits := [4]byte{'.', byte('0' + frac/100), byte('0' + frac/10%10), byte('0' + frac%10)}
+	n := len(digits)
+	for digits[n-1] == '0' {
+		n--
+	}
+	return append(b, digits[:n]...)
 }
 
 // appendString writes s as a JSON string: quotes, backslashes and control

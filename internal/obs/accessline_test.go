@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -114,4 +115,44 @@ func BenchmarkAccessLine(b *testing.B) {
 			_ = slogLine(b, &l)
 		}
 	})
+}
+
+// TestAppendMillis checks the integer form against the float64 one it
+// replaces (strconv's shortest form, which encoding/json writes) over
+// every microsecond of the first 2 seconds, every 997th up to 200
+// seconds, and some far values, either sign.
+func TestAppendMillis(t *testing.T) {
+	check := func(us int64) {
+		d := time.Duration(us) * time.Microsecond
+		got := string(appendMillis(nil, "k", d))
+		want := string(strconv.AppendFloat([]byte(`,"k":`), float64(us)/1000, 'f', -1, 64))
+		if got != want {
+			t.Fatalf("%v: %s, want %s", d, got, want)
+		}
+	}
+	for us := int64(-2000); us <= 2_000_000; us++ {
+		check(us)
+	}
+	for us := int64(2_000_000); us <= 200_000_000; us += 997 {
+		check(us)
+	}
+	for _, us := range []int64{86_400_000_000, 1<<40 + 7, 9_007_199_254_740, -86_400_000_001} {
+		check(us)
+	}
+}
+
+// BenchmarkAppendMillis measures the integer form; BenchmarkAppendMillisFloat
+// the float64 form it replaced.
+func BenchmarkAppendMillis(b *testing.B) {
+	buf := make([]byte, 0, 64)
+	for i := range b.N {
+		buf = appendMillis(buf[:0], "duration_ms", time.Duration(i%5_000_000)*time.Microsecond)
+	}
+}
+
+func BenchmarkAppendMillisFloat(b *testing.B) {
+	buf := make([]byte, 0, 64)
+	for i := range b.N {
+		buf = strconv.AppendFloat(appendKey(buf[:0], "duration_ms"), float64(i%5_000_000)/1000, 'f', -1, 64)
+	}
 }
