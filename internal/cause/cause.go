@@ -74,6 +74,15 @@ const (
 	HopDependency Hop = "dependency"
 )
 
+// OwnResource reports whether id is the gateway running out of a resource
+// of its own, a local port or a file descriptor, while connecting to an
+// upstream: a failure that says nothing of the upstream, so health checks
+// that fail with it are inconclusive and it counts against no target.
+// A new cause of that kind belongs here.
+func (id ID) OwnResource() bool {
+	return id == LocalPortsExhausted || id == FileDescriptorsExhausted
+}
+
 // Signature is a log pattern by which another server reports the same
 // cause. Pattern is a Go regular expression matched against one log line.
 type Signature struct {

@@ -21,7 +21,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gatewise/gatewise/internal/cause"
 	"github.com/gatewise/gatewise/internal/config"
 	"github.com/gatewise/gatewise/internal/obs"
 	"github.com/gatewise/gatewise/internal/upstream"
@@ -203,8 +202,10 @@ func (c *Checker) run(ctx context.Context, t *upstream.Target, healthy bool) {
 			return // stopped during the check: its result means nothing
 		}
 		took := c.opts.Now().Sub(start)
-		if !res.pass && ownFailure(res.cause) {
-			// Neither a pass nor a fail: the check says nothing of t.
+		if !res.pass && res.cause.OwnResource() {
+			// The gateway's own want (no local port or file left):
+			// every target's checks fail alike, and the check says
+			// nothing of t. Neither a pass nor a fail.
 			if c.opts.Metrics != nil {
 				c.opts.Metrics.ObserveInconclusiveHealthCheck(c.pool.Name, t.Addr)
 			}
@@ -240,14 +241,6 @@ func (c *Checker) run(ctx context.Context, t *upstream.Target, healthy bool) {
 		}
 		timer.Reset(interval + jitter(interval))
 	}
-}
-
-// ownFailure reports whether a check failed for want of the gateway's
-// own resources (no local port, no file left for the connection), which
-// says nothing of the target: every target's checks fail alike then, and
-// marking them all unhealthy would blame the upstreams for the gateway.
-func ownFailure(id cause.ID) bool {
-	return id == cause.LocalPortsExhausted || id == cause.FileDescriptorsExhausted
 }
 
 // jitter returns a random duration from 0 up to 10% of interval.
