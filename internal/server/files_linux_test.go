@@ -83,46 +83,60 @@ func TestFileDescriptorsExhausted(t *testing.T) {
 // because the gateway has no file left (file_descriptors_exhausted) count
 // as neither pass nor fail: the target stays healthy through three of
 // them, where one failed check (fall: 1) would have marked it unhealthy,
-// and the checks are counted with result inconclusive.
+// and the checks are counted with result inconclusive. Both kinds of
+// check: a TCP connect, and a GET to an upstream that closes every
+// connection, so that each check opens one.
 func TestHealthChecksWithoutFiles(t *testing.T) {
 	if os.Getenv(filesChild) == "" {
 		runAlone(t, filesChild)
 		return
 	}
-	g := okGateway(t, func(cfg *config.Config) {
+	for _, tcp := range []bool{true, false} {
+		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Connection", "close")
+			_, _ = io.WriteString(w, "ok\n")
+		}))
+		cfg := oneTargetConfig(up.URL)
+		cfg.AccessLog = "off"
 		cfg.Pools["app"].Health = &config.HealthCheck{
-			TCP:      true,
+			TCP:      tcp,
 			Interval: config.Duration{Duration: 20 * time.Millisecond},
 			Timeout:  config.Duration{Duration: 10 * time.Millisecond},
 			Rise:     1,
 			Fall:     1,
 		}
-	})
-	// Let a check pass first, with files to spare.
-	waitFor(t, "a passing health check", func() bool {
-		return strings.Contains(g.metrics(t), `gatewise_health_checks_total{pool="app",result="pass"`)
-	})
-
-	// Three checks with no file left (their DEBUG lines need none; the
-	// metrics, read over HTTP, would), where one failure is a fall.
-	saved, _ := lowerFileLimit(t, 0)
-	waitFor(t, "three inconclusive checks", func() bool {
-		n := 0
-		for _, l := range g.log.lines(t) {
-			if l["msg"] == "health check inconclusive: the gateway's own failure" {
-				n++
-			}
+		if !tcp {
+			cfg.Pools["app"].Health.Path = "/"
 		}
-		return n >= 3
-	})
-	restoreFileLimit(t, saved)
+		g := startGateway(t, cfg)
+		// Let a check pass first, with files to spare.
+		waitFor(t, "a passing health check", func() bool {
+			return strings.Contains(g.metrics(t), `gatewise_health_checks_total{pool="app",result="pass"`)
+		})
 
-	m := g.metrics(t)
-	if !strings.Contains(m, `gatewise_health_checks_total{pool="app",result="inconclusive"`) {
-		t.Errorf("no inconclusive check counted:\n%s", grepLines(m, "gatewise_health_checks_total"))
-	}
-	if strings.Contains(m, `state="unhealthy"`) {
-		t.Errorf("the target was marked unhealthy for the gateway's own failure:\n%s", grepLines(m, "gatewise_upstream_state_changes_total"))
+		// Three checks with no file left (their DEBUG lines need none;
+		// the metrics, read over HTTP, would), where one failure is a
+		// fall.
+		saved, _ := lowerFileLimit(t, 0)
+		waitFor(t, "three inconclusive checks", func() bool {
+			n := 0
+			for _, l := range g.log.lines(t) {
+				if l["msg"] == "health check inconclusive: the gateway's own failure" {
+					n++
+				}
+			}
+			return n >= 3
+		})
+		restoreFileLimit(t, saved)
+
+		m := g.metrics(t)
+		if !strings.Contains(m, `gatewise_health_checks_total{pool="app",result="inconclusive"`) {
+			t.Errorf("tcp=%v: no inconclusive check counted:\n%s", tcp, grepLines(m, "gatewise_health_checks_total"))
+		}
+		if strings.Contains(m, `state="unhealthy"`) {
+			t.Errorf("tcp=%v: the target was marked unhealthy for the gateway's own failure:\n%s", tcp, grepLines(m, "gatewise_upstream_state_changes_total"))
+		}
+		up.Close()
 	}
 }
 
