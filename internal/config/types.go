@@ -173,7 +173,8 @@ type Limits struct {
 	MaxConnsPerIP *int `yaml:"max_conns_per_ip"`
 	// MaxConns is the most client connections the gateway holds open at
 	// once, over all its listeners together. Default: 10000; 0 means no
-	// limit.
+	// limit. The gateway warns at start when the open-files limit is
+	// below it plus the pools' idle connections plus 64.
 	MaxConns *int `yaml:"max_conns"`
 	// MemoryLimit stops admitting new requests (503, cause
 	// memory_pressure) while the gateway process's resident memory is

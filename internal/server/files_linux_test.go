@@ -197,3 +197,42 @@ func restoreFileLimit(t *testing.T, saved syscall.Rlimit) {
 		t.Fatalf("restore the open-files limit: %v", err)
 	}
 }
+
+// TestFileLimitWarning checks the warning at start when the open-files
+// limit is below what limits.max_conns and the pools' idle connections
+// may need: with a limit of 500, the default max_conns (10,000) warns,
+// and max_conns 100 (100 + 64 idle + 64 = 228 files) does not.
+func TestFileLimitWarning(t *testing.T) {
+	if os.Getenv(filesChild) == "" {
+		runAlone(t, filesChild)
+		return
+	}
+	var saved syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &saved); err != nil {
+		t.Fatal(err)
+	}
+	if saved.Cur < 500 {
+		t.Fatalf("the open-files limit is %d already, below the test's 500", saved.Cur)
+	}
+	low := syscall.Rlimit{Cur: 500, Max: saved.Max}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { restoreFileLimit(t, saved) })
+	const msg = "the open-files limit is below what limits.max_conns and the pools' idle connections may need: past it visitors wait to be accepted and upstream connections fail (file_descriptors_exhausted); raise the limit (LimitNOFILE in the systemd unit, ulimit -n) or lower limits.max_conns"
+	for _, tc := range []struct {
+		maxConns int
+		warn     bool
+	}{{10000, true}, {100, false}} {
+		g := okGateway(t, func(cfg *config.Config) { cfg.Limits.MaxConns = &tc.maxConns })
+		line := findLine(g.log.lines(t), map[string]any{"level": "WARN", "msg": msg})
+		switch {
+		case tc.warn && line == nil:
+			t.Errorf("max_conns %d under a limit of 500: no warning", tc.maxConns)
+		case tc.warn && (line["open_files_limit"] != 500.0 || line["needed"] != float64(10000+64+64)):
+			t.Errorf("max_conns %d: warning %v, want open_files_limit 500 and needed %d", tc.maxConns, line, 10000+64+64)
+		case !tc.warn && line != nil:
+			t.Errorf("max_conns %d (228 files) under a limit of 500: warned %v", tc.maxConns, line)
+		}
+	}
+}

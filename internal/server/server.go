@@ -229,6 +229,7 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("forwarding.trusted_proxies: %w", err)
 	}
+	s.warnFileLimit(cfg)
 	// One count for every listener: limits.max_conns bounds them all.
 	conns := limit.NewConnLimits(maxConns, maxPerIP, trusted, s.rejectConn)
 	for _, l := range cfg.Listeners {
