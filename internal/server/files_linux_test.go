@@ -212,7 +212,7 @@ func TestFileLimitWarning(t *testing.T) {
 		t.Fatal(err)
 	}
 	if saved.Cur < 500 {
-		t.Fatalf("the open-files limit is %d already, below the test's 500", saved.Cur)
+		t.Skipf("the open-files limit is %d, below the test's 500: it cannot be raised here", saved.Cur)
 	}
 	low := syscall.Rlimit{Cur: 500, Max: saved.Max}
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
