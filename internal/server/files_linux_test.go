@@ -15,8 +15,28 @@ import (
 )
 
 // filesChild is set in the environment of the test binary run again for
-// one of this file's tests alone (runAlone).
-const filesChild = "GATEWISE_TEST_FILES_CHILD"
+// one of this file's tests alone (runAlone), and filesUpstream to the URL
+// of the upstream the parent serves for it: a real upstream is another
+// process, out of reach of the lowered open-files limit, and one in the
+// child could not accept the connections it is meant to see.
+const (
+	filesChild    = "GATEWISE_TEST_FILES_CHILD"
+	filesUpstream = "GATEWISE_TEST_FILES_UPSTREAM"
+)
+
+// runAloneWithUpstream serves, from this process, an upstream that
+// answers every request with "ok" and closes the connection (so that
+// each health check opens one), and runs t alone in a new process that
+// finds its URL in filesUpstream.
+func runAloneWithUpstream(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		_, _ = io.WriteString(w, "ok\n")
+	}))
+	t.Cleanup(up.Close)
+	t.Setenv(filesUpstream, up.URL)
+	runAlone(t, filesChild)
+}
 
 // TestFileDescriptorsExhausted lowers the gateway's open-files limit so
 // that two files are left: a visitor's connection (the client's end and
@@ -28,7 +48,7 @@ const filesChild = "GATEWISE_TEST_FILES_CHILD"
 // the count, so the test runs itself again in a process of its own.
 func TestFileDescriptorsExhausted(t *testing.T) {
 	if os.Getenv(filesChild) == "" {
-		runAlone(t, filesChild)
+		runAloneWithUpstream(t)
 		return
 	}
 
@@ -46,6 +66,7 @@ func TestFileDescriptorsExhausted(t *testing.T) {
 		return res.StatusCode, res.Header.Get("Proxy-Status")
 	}
 
+	settle(t)
 	saved, low := lowerFileLimit(t, 2)
 	status, proxyStatus := get()
 	restoreFileLimit(t, saved)
@@ -60,6 +81,7 @@ func TestFileDescriptorsExhausted(t *testing.T) {
 	// cannot accept the connection, which waits in the kernel's queue:
 	// the failure is logged at WARN and counted, and once the limit is
 	// back the request is answered.
+	settle(t)
 	saved, _ = lowerFileLimit(t, 1)
 	answered := make(chan int, 1)
 	go func() {
@@ -84,19 +106,15 @@ func TestFileDescriptorsExhausted(t *testing.T) {
 // as neither pass nor fail: the target stays healthy through three of
 // them, where one failed check (fall: 1) would have marked it unhealthy,
 // and the checks are counted with result inconclusive. Both kinds of
-// check: a TCP connect, and a GET to an upstream that closes every
-// connection, so that each check opens one.
+// check: a TCP connect, and a GET to an upstream (in the parent process)
+// that closes every connection, so that each check opens one.
 func TestHealthChecksWithoutFiles(t *testing.T) {
 	if os.Getenv(filesChild) == "" {
-		runAlone(t, filesChild)
+		runAloneWithUpstream(t)
 		return
 	}
 	for _, tcp := range []bool{true, false} {
-		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Connection", "close")
-			_, _ = io.WriteString(w, "ok\n")
-		}))
-		cfg := oneTargetConfig(up.URL)
+		cfg := oneTargetConfig(os.Getenv(filesUpstream))
 		cfg.AccessLog = "off"
 		cfg.Pools["app"].Health = &config.HealthCheck{
 			TCP:      tcp,
@@ -136,25 +154,41 @@ func TestHealthChecksWithoutFiles(t *testing.T) {
 		if strings.Contains(m, `state="unhealthy"`) {
 			t.Errorf("tcp=%v: the target was marked unhealthy for the gateway's own failure:\n%s", tcp, grepLines(m, "gatewise_upstream_state_changes_total"))
 		}
-		up.Close()
 	}
 }
 
-// okGateway starts an upstream that answers every request, and a gateway
-// in front of it (access log off); configure, if not nil, changes the
-// gateway's config first.
+// okGateway starts a gateway in front of the parent's upstream
+// (filesUpstream), access log off; configure, if not nil, changes its
+// config first.
 func okGateway(t *testing.T, configure func(*config.Config)) *gateway {
 	t.Helper()
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "ok\n")
-	}))
-	t.Cleanup(up.Close)
-	cfg := oneTargetConfig(up.URL)
+	cfg := oneTargetConfig(os.Getenv(filesUpstream))
 	cfg.AccessLog = "off"
 	if configure != nil {
 		configure(cfg)
 	}
 	return startGateway(t, cfg)
+}
+
+// settle waits until the number of files the process holds has not
+// changed for three readings 20 ms apart: a connection closed by its other
+// end (the client's, after an answer) goes away a little later, and
+// lowerFileLimit's count must hold when the limit is set.
+func settle(t *testing.T) {
+	t.Helper()
+	prev, same := -1, 0
+	waitFor(t, "the open files to settle", func() bool {
+		fds, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(fds) == prev {
+			same++
+		} else {
+			prev, same = len(fds), 0
+		}
+		return same >= 3
+	})
 }
 
 // lowerFileLimit lowers the process's open-files limit so that n files
@@ -204,7 +238,7 @@ func restoreFileLimit(t *testing.T, saved syscall.Rlimit) {
 // and max_conns 100 (100 + 64 idle + 64 = 228 files) does not.
 func TestFileLimitWarning(t *testing.T) {
 	if os.Getenv(filesChild) == "" {
-		runAlone(t, filesChild)
+		runAloneWithUpstream(t)
 		return
 	}
 	var saved syscall.Rlimit
