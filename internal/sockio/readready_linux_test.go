@@ -19,8 +19,9 @@ func TestReadWhenReady(t *testing.T) {
 	w, peer := pair(t)
 	onLinux(t, w)
 	c := w.(*Conn)
+	waiting := make(chan struct{})
 	go func() {
-		time.Sleep(50 * time.Millisecond) // the first call finds nothing
+		<-waiting // the peer sends once the first call has found nothing
 		_, _ = peer.Write([]byte("GET / HTTP/1.1\r\n\r\n"))
 	}()
 	var calls, eagain int
@@ -30,7 +31,9 @@ func TestReadWhenReady(t *testing.T) {
 		b := bufio.NewReaderSize(r, 64)
 		_, err := b.Peek(1)
 		if errors.Is(err, syscall.EAGAIN) {
-			eagain++
+			if eagain++; eagain == 1 {
+				close(waiting)
+			}
 			return false
 		}
 		if err != nil {
