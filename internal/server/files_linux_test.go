@@ -118,8 +118,8 @@ func TestHealthChecksWithoutFiles(t *testing.T) {
 		cfg.AccessLog = "off"
 		cfg.Pools["app"].Health = &config.HealthCheck{
 			TCP:      tcp,
-			Interval: config.Duration{Duration: 20 * time.Millisecond},
-			Timeout:  config.Duration{Duration: 10 * time.Millisecond},
+			Interval: config.Duration{Duration: 300 * time.Millisecond},
+			Timeout:  config.Duration{Duration: 300 * time.Millisecond},
 			Rise:     1,
 			Fall:     1,
 		}
