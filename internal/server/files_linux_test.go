@@ -44,8 +44,9 @@ func runAloneWithUpstream(t *testing.T) {
 // the upstream finds none (EMFILE). The answer is 502
 // file_descriptors_exhausted, not proxy_internal_error; with the limit
 // back, the next request is answered. With one file left, the visitor's
-// connection cannot be accepted: that is logged at WARN and counted. The files of other tests would move
-// the count, so the test runs itself again in a process of its own.
+// connection cannot be accepted: that is logged at WARN and counted. The
+// files of other tests would move the count, so the test runs itself
+// again in a process of its own.
 func TestFileDescriptorsExhausted(t *testing.T) {
 	if os.Getenv(filesChild) == "" {
 		runAloneWithUpstream(t)
@@ -54,27 +55,30 @@ func TestFileDescriptorsExhausted(t *testing.T) {
 
 	g := okGateway(t, nil)
 
-	get := func() (int, string) {
-		t.Helper()
+	// get is safe on another goroutine: it reports, and does not fail.
+	get := func() (int, string, error) {
 		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 		res, err := c.Get(g.url + "/")
 		if err != nil {
-			t.Fatalf("GET: %v", err)
+			return 0, "", err
 		}
 		_, _ = io.Copy(io.Discard, res.Body)
 		_ = res.Body.Close()
-		return res.StatusCode, res.Header.Get("Proxy-Status")
+		return res.StatusCode, res.Header.Get("Proxy-Status"), nil
 	}
 
 	settle(t)
 	saved, low := lowerFileLimit(t, 2)
-	status, proxyStatus := get()
+	status, proxyStatus, err := get()
 	restoreFileLimit(t, saved)
+	if err != nil {
+		t.Fatalf("GET at the limit: %v", err)
+	}
 	if status != http.StatusBadGateway || !strings.Contains(proxyStatus, `details="file_descriptors_exhausted: process limit"`) {
 		t.Errorf("at the limit (%d files): %d %q, want 502 with file_descriptors_exhausted: process limit", low.Cur, status, proxyStatus)
 	}
-	if status, proxyStatus := get(); status != http.StatusOK {
-		t.Errorf("with the limit back: %d %q, want 200", status, proxyStatus)
+	if status, proxyStatus, err := get(); err != nil || status != http.StatusOK {
+		t.Errorf("with the limit back: %d %q %v, want 200", status, proxyStatus, err)
 	}
 
 	// One file left: the client's socket takes it, and the gateway
@@ -83,18 +87,22 @@ func TestFileDescriptorsExhausted(t *testing.T) {
 	// back the request is answered.
 	settle(t)
 	saved, _ = lowerFileLimit(t, 1)
-	answered := make(chan int, 1)
+	type answer struct {
+		status int
+		err    error
+	}
+	answered := make(chan answer, 1)
 	go func() {
-		status, _ := get()
-		answered <- status
+		status, _, err := get()
+		answered <- answer{status, err}
 	}()
 	waitFor(t, "the accept failure's WARN line", func() bool {
 		return findLine(g.log.lines(t), map[string]any{"level": "WARN", "msg": "cannot accept client connections: the gateway is out of file descriptors; they wait until one is free",
 			"cause": "file_descriptors_exhausted", "detail": "process limit"}) != nil
 	})
 	restoreFileLimit(t, saved)
-	if status := <-answered; status != http.StatusOK {
-		t.Errorf("the connection that waited to be accepted: %d, want 200", status)
+	if a := <-answered; a.err != nil || a.status != http.StatusOK {
+		t.Errorf("the connection that waited to be accepted: %d %v, want 200", a.status, a.err)
 	}
 	if m := g.metrics(t); !strings.Contains(m, `gatewise_accept_errors_total{cause="file_descriptors_exhausted"}`) {
 		t.Errorf("accept failures not counted:\n%s", grepLines(m, "gatewise_accept_errors_total"))
