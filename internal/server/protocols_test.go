@@ -213,6 +213,89 @@ func TestHTTP2OverTLS(t *testing.T) {
 	})
 }
 
+// framing is how a request reached the upstream: its Transfer-Encoding,
+// Content-Length and body.
+type framing struct {
+	Method           string   `json:"method"`
+	TransferEncoding []string `json:"transfer_encoding"`
+	ContentLength    int64    `json:"content_length"`
+	Body             string   `json:"body"`
+}
+
+// TestHTTP2RequestBodies checks how requests from HTTP/2 visitors are
+// framed to the upstream: one whose stream ends with its headers has no
+// body there (no Transfer-Encoding, and Content-Length: 0 only for a
+// method that expects a body, as from HTTP/1.1 visitors), while a body of
+// known or unknown length arrives whole. net/http's HTTP/2 server gives
+// every request a Body, and the gateway once sent each HTTP/2 GET on
+// chunked with an empty body.
+func TestHTTP2RequestBodies(t *testing.T) {
+	t.Parallel()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(framing{Method: r.Method, TransferEncoding: r.TransferEncoding, ContentLength: r.ContentLength, Body: string(body)})
+	}))
+	t.Cleanup(up.Close)
+	certFile, keyFile, roots := selfSignedCert(t)
+	cfg := oneTargetConfig(up.URL)
+	cfg.Listeners[0].TLS = &config.ListenerTLS{Cert: certFile, Key: keyFile}
+	g := startGateway(t, cfg)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+
+	unknownLength := func() io.Reader {
+		pr, pw := io.Pipe()
+		go func() {
+			_, _ = io.WriteString(pw, "streamed")
+			_ = pw.Close()
+		}()
+		return pr
+	}
+	for _, tc := range []struct {
+		name   string
+		method string
+		body   func() io.Reader
+		want   framing
+	}{
+		{"GET", http.MethodGet, nil, framing{Method: "GET"}},
+		{"DELETE", http.MethodDelete, nil, framing{Method: "DELETE"}},
+		{"POST without a body", http.MethodPost, nil, framing{Method: "POST"}},
+		{"POST with a body of known length", http.MethodPost, func() io.Reader { return strings.NewReader("hello") },
+			framing{Method: "POST", ContentLength: 5, Body: "hello"}},
+		{"PUT with a body of unknown length", http.MethodPut, unknownLength,
+			framing{Method: "PUT", TransferEncoding: []string{"chunked"}, ContentLength: -1, Body: "streamed"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var body io.Reader
+			if tc.body != nil {
+				body = tc.body()
+			}
+			req, err := http.NewRequest(tc.method, g.url+"/framing", body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := client.Do(req)
+			if err != nil {
+				t.Fatalf("%s: %v", tc.method, err)
+			}
+			defer res.Body.Close()
+			if res.ProtoMajor != 2 || res.StatusCode != http.StatusOK {
+				t.Fatalf("got %s %d, want HTTP/2 200", res.Proto, res.StatusCode)
+			}
+			var got framing
+			if err := json.NewDecoder(res.Body).Decode(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got.Method != tc.want.Method || strings.Join(got.TransferEncoding, ",") != strings.Join(tc.want.TransferEncoding, ",") ||
+				got.ContentLength != tc.want.ContentLength || got.Body != tc.want.Body {
+				t.Errorf("upstream got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
 // TestWebSocketEcho checks that a WebSocket upgrade is passed through and
 // that text and large binary messages travel both ways intact.
 func TestWebSocketEcho(t *testing.T) {

@@ -214,7 +214,29 @@ func (s *Server) loadCerts(cfg *config.Config) error {
 
 // ServeHTTP serves a request with the current config's handler chain.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 2 {
+		markEmptyBody(r)
+	}
 	s.root.Load().handler.ServeHTTP(w, r)
+}
+
+// markEmptyBody gives an HTTP/2 request without a body http.NoBody as its
+// Body, as net/http's and h1server's HTTP/1 servers do. net/http's HTTP/2
+// server gives every request a Body, one that reads io.EOF at once when
+// the stream ended with its headers; the gateway took that for a body of
+// unknown length, so it sent every HTTP/2 GET to the upstream chunked,
+// with an empty body, checked the pooled connection before reusing it,
+// and could not send it again when that connection turned out closed.
+//
+// ContentLength is 0 only when the stream ended with its headers or the
+// request declared content-length: 0, which net/http's HTTP/2 server
+// holds the stream to (more DATA is a stream error). A request that
+// announced trailers keeps its Body, which brings them.
+func markEmptyBody(r *http.Request) {
+	if r.ContentLength == 0 && len(r.Trailer) == 0 && r.Body != nil && r.Body != http.NoBody {
+		_ = r.Body.Close()
+		r.Body = http.NoBody
+	}
 }
 
 // Start opens every listener and starts serving. A failure to bind any of
