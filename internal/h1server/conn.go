@@ -51,6 +51,11 @@ type conn struct {
 	raw        syscall.RawConn // for the watcher; nil when the connection has none
 	remoteAddr string
 	baseCtx    context.Context
+	// tlsConn is the connection when it is TLS, and tlsState its state,
+	// taken at its first request (the handshake is done by then) and
+	// shared by its requests as req.TLS, as net/http does.
+	tlsConn  *tls.Conn
+	tlsState *tls.ConnectionState
 
 	br *bufio.Reader // nil while the connection waits for a request (when idle is set)
 	bw *bufio.Writer // nil while idle
@@ -89,6 +94,7 @@ func newConn(s *Server, rw net.Conn) *conn {
 		c.remoteAddr = ra.String() // (none on some wrapped or piped connections)
 	}
 	c.raw = rawConn(rw)
+	c.tlsConn, _ = rw.(*tls.Conn)
 	c.src.c = c
 	if c.idle = readyReaderOf(rw); c.idle != nil {
 		c.awaitFn = c.awaitRequest

@@ -307,6 +307,13 @@ func (c *conn) parseRequest(head string, req *http.Request, rc *requestContext) 
 		return badRequest("malformed Host header")
 	}
 	req.RemoteAddr = c.remoteAddr
+	if c.tlsConn != nil {
+		if c.tlsState == nil {
+			st := c.tlsConn.ConnectionState()
+			c.tlsState = &st
+		}
+		req.TLS = c.tlsState
+	}
 	req.Close = shouldClose(req.ProtoMinor, hdr["Connection"])
 	return c.parseFraming(req, hdr)
 }

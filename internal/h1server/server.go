@@ -1,7 +1,10 @@
-// Package h1server serves HTTP/1.0 and HTTP/1.1 on plain (not TLS)
-// listeners to any http.Handler, at a fraction of net/http's cost per
-// request. It is what gatewise's plain listeners run; TLS listeners keep
-// net/http, which also speaks HTTP/2.
+// Package h1server serves HTTP/1.0 and HTTP/1.1 to any http.Handler, at
+// a fraction of net/http's cost per request. It is what gatewise's
+// listeners run for HTTP/1.x, plain or over TLS (gatewise completes the
+// TLS handshake and hands over the connections that did not choose HTTP/2
+// by ALPN; those that did go to net/http's HTTP/2 server). Over a
+// *tls.Conn each request's TLS field is the connection's state, taken at
+// its first request.
 //
 // What it saves against net/http.Server, per request: no background read
 // goroutine (net/http starts one per request to notice a visitor who
@@ -17,7 +20,9 @@
 // http.ErrAbortHandler, Content-Length or chunked framing chosen as
 // net/http does, 100-continue, request trailers, keep-alive and pipelining,
 // the request's context cancelled when the visitor goes away (noticed by a
-// watcher started only for requests still running after one sweep tick),
+// watcher started only for requests still running after one sweep tick;
+// over TLS, a visitor that sends its close_notify alert before leaving
+// ends the watch as a pipelined request does, without the cancel),
 // graceful Shutdown and Close with http.ErrServerClosed.
 //
 // Where it differs from net/http.Server on purpose:

@@ -70,7 +70,8 @@ type Server struct {
 }
 
 // listenerServer is what serves a public listener: h1server.Server on
-// plain listeners, net/http's (HTTP/2 by ALPN) on TLS ones.
+// plain listeners; on TLS ones, tlsServer, which hands HTTP/1.x to
+// h1server and HTTP/2 (by ALPN) to net/http's server.
 type listenerServer interface {
 	Serve(net.Listener) error
 	Shutdown(context.Context) error
@@ -266,38 +267,38 @@ func (s *Server) Start() error {
 		if maxConns > 0 || maxPerIP > 0 {
 			ln = conns.Listener(ln)
 		}
-		var srv listenerServer
-		if l.TLS == nil {
-			srv = &h1server.Server{
-				Handler:           s,
-				ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout.Duration,
-				IdleTimeout:       cfg.Limits.ClientIdleTimeout.Duration,
-				// The handler answers requests over the limit with
-				// the 431 page and its cause; past the cap the
-				// server answers a bare 431.
-				MaxHeaderBytes: limit.HeaderReadCap(int64(cfg.Limits.RequestHeaderBytes)),
-				ErrorLog:       errLog,
-			}
-		} else {
-			hs := &http.Server{
-				Handler:           s,
-				ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout.Duration,
-				IdleTimeout:       cfg.Limits.ClientIdleTimeout.Duration,
-				MaxHeaderBytes:    limit.HeaderReadCap(int64(cfg.Limits.RequestHeaderBytes)),
-				ErrorLog:          errLog,
-			}
+		// HTTP/1.x, plain or over TLS, is served by h1server.
+		h1 := &h1server.Server{
+			Handler:           s,
+			ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout.Duration,
+			IdleTimeout:       cfg.Limits.ClientIdleTimeout.Duration,
+			// The handler answers requests over the limit with the 431
+			// page and its cause; past the cap the server answers a
+			// bare 431.
+			MaxHeaderBytes: limit.HeaderReadCap(int64(cfg.Limits.RequestHeaderBytes)),
+			ErrorLog:       errLog,
+		}
+		var srv listenerServer = h1
+		if l.TLS != nil {
 			addr := l.Address
-			hs.TLSConfig = &tls.Config{
+			tlsConfig := &tls.Config{
 				MinVersion: tls.VersionTLS12,
 				NextProtos: []string{"h2", "http/1.1"},
 				GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 					return (*s.certs.Load())[addr], nil
 				},
 			}
-			// Serve enables HTTP/2 on *tls.Conn connections that
-			// negotiated "h2" by ALPN.
-			ln = tls.NewListener(ln, hs.TLSConfig)
-			srv = hs
+			// net/http's server, for the connections that chose HTTP/2
+			// by ALPN (its TLSConfig names "h2", so Serve enables it).
+			h2 := &http.Server{
+				Handler:           s,
+				ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout.Duration,
+				IdleTimeout:       cfg.Limits.ClientIdleTimeout.Duration,
+				MaxHeaderBytes:    limit.HeaderReadCap(int64(cfg.Limits.RequestHeaderBytes)),
+				ErrorLog:          errLog,
+				TLSConfig:         tlsConfig,
+			}
+			srv = newTLSServer(tlsConfig, cfg.Limits.ReadHeaderTimeout.Duration, errLog, h1, h2)
 		}
 		s.listeners = append(s.listeners, ln)
 		s.servers = append(s.servers, srv)
