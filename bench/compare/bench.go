@@ -125,7 +125,7 @@ func (b *bench) runOne(ctx context.Context, c *contender, scen string, logs bool
 	upArgv := []string{b.self, "upstream", "-listen", upAddr}
 	upAddrs := []string{upAddr}
 	httpAddr, tlsAddr := upAddr, ""
-	if c.bin == "" && scen == scenH2 {
+	if c.bin == "" && (scen == scenH2 || scen == scenTLS) {
 		if tlsAddr, err = benchkit.FreeAddr(); err != nil {
 			return fail(err)
 		}
@@ -174,6 +174,8 @@ func (b *bench) runOne(ctx context.Context, c *contender, scen string, logs bool
 		err = b.idle(ctx, res, measured, httpAddr)
 	case scenH2:
 		err = b.h2(ctx, res, proxy, up, "https://"+tlsAddr+"/small")
+	case scenTLS:
+		err = b.wrk(ctx, res, proxy, up, "https://"+tlsAddr)
 	default:
 		err = b.wrk(ctx, res, proxy, up, "http://"+httpAddr)
 	}
@@ -208,6 +210,8 @@ func scenarioTitle(s string) string {
 		return "idle keep-alive connections"
 	case scenH2:
 		return "HTTP/2 over TLS"
+	case scenTLS:
+		return "HTTP/1.1 over TLS"
 	}
 	return s
 }
@@ -264,6 +268,8 @@ func (b *bench) wrk(ctx context.Context, res *runResult, proxy, up *benchkit.Chi
 	case scenClose:
 		dur, warm = o.closeDur, o.warmup/2
 		extra = []string{"-H", "Connection: close"}
+	case scenTLS:
+		dur, warm = o.closeDur, o.warmup/2
 	}
 	argv := func(d time.Duration) []string {
 		a := []string{b.tools["wrk"], "-t" + strconv.Itoa(o.threads), "-c" + strconv.Itoa(conns),

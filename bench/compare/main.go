@@ -60,9 +60,10 @@ const (
 	scenClose = "close"
 	scenIdle  = "idle"
 	scenH2    = "h2"
+	scenTLS   = "tls"
 )
 
-var allScenarios = []string{scenSmall, scenBig, scenClose, scenIdle, scenH2}
+var allScenarios = []string{scenSmall, scenBig, scenClose, scenIdle, scenH2, scenTLS}
 
 // options are the command-line flags.
 type options struct {
@@ -108,7 +109,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.rounds, "rounds", 5, "small GETs (access log off): rounds, each running every contender once in turn; the tables show each contender's median run (1 with -quick)")
 	fs.IntVar(&o.bigConns, "big-connections", 10, "wrk connections for the 1 MiB scenario")
 	fs.DurationVar(&o.bigDuration, "big-duration", 5*time.Second, "1 MiB responses: measured duration")
-	fs.DurationVar(&o.closeDur, "close-duration", 5*time.Second, "a connection per request: measured duration")
+	fs.DurationVar(&o.closeDur, "close-duration", 5*time.Second, "a connection per request, and HTTP/1.1 over TLS: measured duration")
 	fs.IntVar(&o.idleConns, "idle-conns", 10000, "idle keep-alive connections held open")
 	fs.DurationVar(&o.h2Duration, "h2-duration", 5*time.Second, "HTTP/2 over TLS: measured duration")
 	fs.IntVar(&o.h2Clients, "h2-clients", 50, "h2load clients (connections)")
@@ -276,7 +277,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		return err
 	}
 	tools := map[string]string{}
-	if contains(scens, scenSmall) || contains(scens, scenBig) || contains(scens, scenClose) {
+	if contains(scens, scenSmall) || contains(scens, scenBig) || contains(scens, scenClose) || contains(scens, scenTLS) {
 		if tools["wrk"], err = benchkit.FindBinary(o.wrk, "wrk"); err != nil {
 			return fmt.Errorf("%w: install it with apt-get install wrk (bench/run does, as root)", err)
 		}

@@ -248,7 +248,7 @@ func (r *report) table(scen string) string {
 		fmt.Fprintf(&b, "| %s | failed: %s |%s\n", run.label(), cell(run.Err), strings.Repeat(" |", cols-2))
 	}
 	switch scen {
-	case scenSmall, scenClose, scenBig:
+	case scenSmall, scenClose, scenBig, scenTLS:
 		extra := ""
 		if scen == scenBig {
 			extra = " MiB/s |"
@@ -334,6 +334,9 @@ func (r *report) scenarioText(s string) string {
 	case scenIdle:
 		return fmt.Sprintf("%s TCP connections that each sent one GET /small and read its answer, then stay idle. The memory is the private memory (Private_Clean + Private_Dirty from /proc/PID/smaps_rollup: the pages no other process maps, so that programs starting or exiting elsewhere do not move it) summed over the proxy's processes, read before the connections are opened and a second after; per connection is the difference divided by the connections still open then. The open-files limit was %d and cannot be raised without CAP_SYS_RESOURCE; HAProxy reserves two files per connection (client and server) and refuses to start when its maxconn needs more, so its maxconn was %s.",
 			num(float64(st.IdleConns)), r.Nofile, num(float64(haproxyMaxconn(params{maxConns: st.IdleConns + 1024, nofile: int(min(r.Nofile, 1<<20))}))))
+	case scenTLS:
+		return fmt.Sprintf("GET /small over HTTP/1.1 and TLS (wrk offers no ALPN; the same certificate as HTTP/2's) on %d keep-alive connections for %s; the proxies talk plain HTTP/1.1 to the upstream, and direct is the upstream's own TLS listener.",
+			st.Connections, st.CloseDuration)
 	case scenH2:
 		return fmt.Sprintf("GET /small over HTTP/2 and TLS 1.3 (self-signed ECDSA P-256 certificate) from h2load: %d connections, %d concurrent streams each, for %s; the proxies talk HTTP/1.1 to the upstream, and direct is the upstream's own TLS listener. h2load gives the mean and the maximum time per request, no percentiles.",
 			st.H2Clients, st.H2Streams, st.H2Duration)
