@@ -407,6 +407,10 @@ func (c *conn) startWatch() {
 // the watch without taking them. A deadline set by stopWatch ends it too.
 func (c *conn) watch(cancel *requestContext, done chan struct{}) {
 	defer close(done)
+	if c.tlsConn != nil {
+		c.watchTLS(cancel)
+		return
+	}
 	gone := false
 	err := c.raw.Read(func(fd uintptr) bool {
 		n, _, err := syscall.Recvfrom(int(fd), c.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
@@ -426,6 +430,25 @@ func (c *conn) watch(cancel *requestContext, done chan struct{}) {
 	if err == nil && gone {
 		cancel.cancel()
 	}
+}
+
+// watchTLS is watch over TLS. The socket's bytes cannot tell a pipelined
+// request from the visitor's close_notify alert (TLS 1.3 encrypts both),
+// so it reads through TLS into the read buffer: a pipelined request's
+// bytes stay there for the next request, and the end of the stream (the
+// alert, a FIN) or an error cancels the request. A deadline set by
+// stopWatch ends it without a cancel (crypto/tls can read on after one).
+func (c *conn) watchTLS(cancel *requestContext) {
+	_, err := c.br.Peek(1)
+	if err == nil {
+		return
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return
+	}
+	c.readErr.Store(true)
+	cancel.cancel()
 }
 
 // stopWatch ends the watch of the request that just finished, if one

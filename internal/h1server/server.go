@@ -21,8 +21,8 @@
 // net/http does, 100-continue, request trailers, keep-alive and pipelining,
 // the request's context cancelled when the visitor goes away (noticed by a
 // watcher started only for requests still running after one sweep tick;
-// over TLS, a visitor that sends its close_notify alert before leaving
-// ends the watch as a pipelined request does, without the cancel),
+// over TLS it reads through TLS, so that a close_notify alert counts as
+// leaving and a pipelined request's bytes wait in the read buffer),
 // graceful Shutdown and Close with http.ErrServerClosed.
 //
 // Where it differs from net/http.Server on purpose:
