@@ -123,8 +123,9 @@ func TestHTTP1OverTLS(t *testing.T) {
 
 // TestTLSHandshakes checks the handshakes the TLS listener refuses: a
 // client that sends nothing is closed after limits.read_header_timeout, a
-// client that speaks plain HTTP is closed with the failure logged at
-// DEBUG, and the listener goes on serving.
+// client that speaks plain HTTP gets a 400 that says so (as from net/http)
+// and is closed with the failure logged at DEBUG, and the listener goes on
+// serving.
 func TestTLSHandshakes(t *testing.T) {
 	t.Parallel()
 	g, tlsConfig := tlsGateway(t, startEcho(t, "app"), func(c *config.Config) {
@@ -160,6 +161,9 @@ func TestTLSHandshakes(t *testing.T) {
 		b, err := io.ReadAll(c)
 		if isTimeout(err) {
 			t.Fatalf("the gateway did not close a connection that sent plain HTTP (got %q)", b)
+		}
+		if !strings.HasPrefix(string(b), "HTTP/1.0 400 Bad Request\r\n") || !strings.Contains(string(b), "Client sent an HTTP request to an HTTPS server.") {
+			t.Errorf("answer to plain HTTP on the TLS listener: got %q, want a 400 that says so", b)
 		}
 		waitFor(t, "the handshake failure logged", func() bool {
 			return strings.Contains(g.log.String(), "TLS handshake error")

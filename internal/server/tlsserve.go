@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -111,6 +112,13 @@ func (t *tlsServer) handshake(c net.Conn) {
 		return
 	}
 	if err != nil {
+		var re tls.RecordHeaderError
+		if errors.As(err, &re) && re.Conn != nil && looksLikeHTTP(re.RecordHeader) {
+			// Someone typed http:// for an https:// address: say so,
+			// as net/http does, rather than close without a word.
+			_ = re.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = io.WriteString(re.Conn, "HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+		}
 		t.errorLog.Printf("http: TLS handshake error from %s: %v", c.RemoteAddr(), err)
 		_ = c.Close()
 		return
@@ -122,6 +130,16 @@ func (t *tlsServer) handshake(c net.Conn) {
 	if !q.push(tc) {
 		_ = tc.Close()
 	}
+}
+
+// looksLikeHTTP reports whether a TLS record header's five bytes are the
+// start of an HTTP/1.x request line.
+func looksLikeHTTP(hdr [5]byte) bool {
+	switch string(hdr[:]) {
+	case "GET /", "HEAD ", "POST ", "PUT /", "OPTIO", "DELET", "PATCH", "CONNE", "TRACE":
+		return true
+	}
+	return false
 }
 
 func (t *tlsServer) isClosed() bool {
