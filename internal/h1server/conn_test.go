@@ -9,10 +9,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 	"weak"
@@ -602,5 +604,32 @@ func TestIdleConnectionsHoldNoReadBuffer(t *testing.T) {
 		if resp, body := c.roundTrip("GET /2 HTTP/1.1\r\nHost: h\r\n\r\n"); resp.StatusCode != 200 || body != "ok /2" {
 			t.Fatalf("connection %d, second request: %d %q", i, resp.StatusCode, body)
 		}
+	}
+}
+
+// AcceptBackoff retries what a server outlives (no file descriptor left,
+// a timeout, a connection aborted before accept), doubling its wait from
+// 5 ms to at most 1 s, and not a closed listener.
+func TestAcceptBackoff(t *testing.T) {
+	emfile := &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	wait, prev := time.Duration(0), time.Duration(0)
+	for _, want := range []time.Duration{5 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond} {
+		var retry bool
+		if wait, retry = AcceptBackoff(emfile, prev); !retry || wait != want {
+			t.Fatalf("EMFILE after %v: got %v, %v; want %v, true", prev, wait, retry, want)
+		}
+		prev = wait
+	}
+	if wait, retry := AcceptBackoff(emfile, 900*time.Millisecond); !retry || wait != time.Second {
+		t.Errorf("EMFILE after 900ms: got %v, %v; want 1s, true", wait, retry)
+	}
+	if _, retry := AcceptBackoff(os.ErrDeadlineExceeded, 0); !retry {
+		t.Errorf("a timeout is not retried")
+	}
+	if _, retry := AcceptBackoff(&net.OpError{Op: "accept", Net: "tcp", Err: syscall.ECONNABORTED}, 0); !retry {
+		t.Errorf("ECONNABORTED is not retried")
+	}
+	if _, retry := AcceptBackoff(net.ErrClosed, 0); retry {
+		t.Errorf("a closed listener is retried")
 	}
 }

@@ -137,9 +137,8 @@ func (s *Server) Serve(ln net.Listener) error {
 			if s.closed.Load() {
 				return http.ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			var retry bool
+			if backoff, retry = AcceptBackoff(err, backoff); retry {
 				s.logf("h1server: accept error: %v; retrying in %v", err, backoff)
 				time.Sleep(backoff)
 				continue
@@ -158,11 +157,17 @@ func (s *Server) Serve(ln net.Listener) error {
 
 var errNoHandler = errors.New("h1server: no handler")
 
-// isTemporary reports accept errors worth retrying: running out of file
-// descriptors or memory, or a connection aborted before accept.
-func isTemporary(err error) bool {
+// AcceptBackoff reports whether a failed Accept is worth retrying (a
+// timeout, running out of file descriptors or memory, a connection aborted
+// before accept) and how long to wait first: twice the last wait (prev, 0
+// after a success), from 5 ms up to 1 s, as net/http waits.
+func AcceptBackoff(err error, prev time.Duration) (wait time.Duration, retry bool) {
+	var ne net.Error
 	var t interface{ Temporary() bool }
-	return errors.As(err, &t) && t.Temporary()
+	if !(errors.As(err, &ne) && ne.Timeout()) && !(errors.As(err, &t) && t.Temporary()) {
+		return 0, false
+	}
+	return min(max(2*prev, 5*time.Millisecond), time.Second), true
 }
 
 // track registers a listener and starts the sweeper; false after

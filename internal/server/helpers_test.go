@@ -110,6 +110,23 @@ func startGateway(t *testing.T, cfg *config.Config) *gateway {
 	return g
 }
 
+// startOwnShutdown starts a gateway, logging nowhere, whose Shutdown is
+// the test's to call (startGateway's cleanup calls it).
+func startOwnShutdown(t *testing.T, cfg *config.Config) *server.Server {
+	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(cfg, server.Options{Stdout: &syncBuffer{}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
 // metrics scrapes the admin listener's /metrics.
 func (g *gateway) metrics(t *testing.T) string {
 	t.Helper()

@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,8 +10,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-
-	"github.com/gatewise/gatewise/internal/server"
 )
 
 // TestShutdownClosesTunnels checks that an open WebSocket, which
@@ -39,16 +36,7 @@ func TestShutdownClosesTunnels(t *testing.T) {
 	t.Cleanup(up.Close)
 
 	cfg := oneTargetConfig(up.URL)
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(cfg, server.Options{Stdout: &syncBuffer{}, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
+	srv := startOwnShutdown(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, _, err := websocket.Dial(ctx, "ws://"+srv.Addrs()[0].String()+"/ws", nil)

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/gatewise/gatewise/internal/config"
-	"github.com/gatewise/gatewise/internal/server"
 )
 
 // tlsGateway starts a gateway whose one listener is TLS, in front of
@@ -199,16 +197,7 @@ func TestTLSShutdown(t *testing.T) {
 	certFile, keyFile, roots := selfSignedCert(t)
 	cfg := oneTargetConfig(up.URL)
 	cfg.Listeners[0].TLS = &config.ListenerTLS{Cert: certFile, Key: keyFile}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(cfg, server.Options{Stdout: &syncBuffer{}, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
+	srv := startOwnShutdown(t, cfg)
 	url := "https://" + srv.Addrs()[0].String()
 
 	type result struct {

@@ -74,9 +74,8 @@ func (t *tlsServer) Serve(ln net.Listener) error {
 			if t.isClosed() {
 				return http.ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || isTemporaryAccept(err) {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			var retry bool
+			if backoff, retry = h1server.AcceptBackoff(err, backoff); retry {
 				t.errorLog.Printf("tls: accept error: %v; retrying in %v", err, backoff)
 				time.Sleep(backoff)
 				continue
@@ -90,13 +89,6 @@ func (t *tlsServer) Serve(ln net.Listener) error {
 		}
 		go t.handshake(c)
 	}
-}
-
-// isTemporaryAccept reports accept errors worth retrying (running out of
-// file descriptors, a connection aborted before accept).
-func isTemporaryAccept(err error) bool {
-	var t interface{ Temporary() bool }
-	return errors.As(err, &t) && t.Temporary()
 }
 
 // handshake runs c's TLS handshake, bounded by handshakeTimeout, and hands
