@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/gatewise/gatewise/internal/testkit"
 )
 
 // The real servers the tests start, from Debian's packages (scripts/test
@@ -39,15 +41,11 @@ func need(t *testing.T, path, pkg string) {
 	}
 }
 
-// freePort returns a loopback address with a port free right now.
+// freePort returns a loopback address that was free a moment ago, below
+// the ephemeral range (testkit.FreePort).
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return testkit.FreePort(t)
 }
 
 // server is a process started by a test.

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatewise/gatewise/internal/loopport"
 )
 
 // StartTimeout bounds how long a server may take to accept connections.
@@ -29,15 +31,16 @@ func NeedBinary(t testing.TB, path, debianPackage string) {
 }
 
 // FreePort returns a loopback TCP address ("127.0.0.1:port") that was free
-// a moment ago.
+// a moment ago, for a server the test starts itself: below the kernel's
+// ephemeral range, so that no connection made beside the test takes it
+// before the server binds it (loopport.Free).
 func FreePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := loopport.Free()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }
 
 // syncBuffer is a bytes.Buffer safe for a process's writes and the test's

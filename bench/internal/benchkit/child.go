@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/gatewise/gatewise/internal/loopport"
 )
 
 // CheckCommand runs a config check and returns an error whose text is the
@@ -158,17 +160,12 @@ func WaitListening(ctx context.Context, c *Child, addr string, timeout time.Dura
 	}
 }
 
-// FreeAddr returns a loopback host:port that was free a moment ago.
+// FreeAddr returns a loopback host:port that was free a moment ago, below
+// the kernel's ephemeral range, so that the load of a scenario before it
+// cannot take it as a source port before its proxy binds it
+// (loopport.Free).
 func FreeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("finding a free port: %w", err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		return "", fmt.Errorf("finding a free port: %w", err)
-	}
-	return addr, nil
+	return loopport.Free()
 }
 
 // FindBinary returns an absolute path to an executable: given, or looked
