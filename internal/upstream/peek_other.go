@@ -2,7 +2,10 @@
 
 package upstream
 
-import "net"
+import (
+	"errors"
+	"net"
+)
 
 // socketPeeker cannot look at a socket without reading on this system.
 type socketPeeker struct{}
@@ -10,3 +13,7 @@ type socketPeeker struct{}
 func newSocketPeeker(net.Conn) *socketPeeker { return nil }
 
 func (p *socketPeeker) peek() peekResult { return peekUnknown }
+
+func (p *socketPeeker) awaitNews() error {
+	return errors.New("upstream: cannot wait on a socket on this system")
+}

@@ -15,6 +15,9 @@ import (
 type socketPeeker struct {
 	fd  int // the socket, valid while the connection is open
 	buf [1]byte
+	// rc is the socket's RawConn, for awaitNews; news is its callback.
+	rc   syscall.RawConn
+	news func(uintptr) bool
 }
 
 // newSocketPeeker returns a peeker for c's socket, or nil when c has none.
@@ -35,7 +38,18 @@ func newSocketPeeker(c net.Conn) *socketPeeker {
 	if err := rc.Control(func(s uintptr) { fd = int(s) }); err != nil || fd < 0 {
 		return nil
 	}
-	return &socketPeeker{fd: fd}
+	p := &socketPeeker{fd: fd, rc: rc}
+	p.news = func(uintptr) bool { return p.peek() != peekEmpty }
+	return p
+}
+
+// awaitNews waits, parked in the runtime's poller and without a system
+// call until the socket becomes readable, for the socket to have
+// something to say (bytes, the peer's FIN, a reset), and returns nil then;
+// it takes nothing from the socket. It returns an error when the socket's
+// read deadline passes or the connection is closed.
+func (p *socketPeeker) awaitNews() error {
+	return p.rc.Read(p.news)
 }
 
 // peek reports what is waiting on the socket.

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,10 +48,14 @@ import (
 // that does not wait: one the target has closed (or sent anything unasked
 // on) is dropped and the request goes out on another, so that request
 // meets the keep-alive race only in the microseconds between that check
-// and the write. A sweep checks the connections idle for 50 ms or more,
-// every 50 ms: it closes those idle past IdleConnTimeout or their target's
-// learned keep-alive timeout (see IdleLearner), and notices the targets'
-// idle closes so the learner knows of them.
+// and the write. A connection idle for 50 ms or more is watched: a
+// goroutine parked in the runtime's poller wakes when its target closes it
+// (or sends anything unasked), drops it from the pool and tells the
+// target's IdleLearner, so the learner knows of the targets' idle closes
+// without a request and without looking at idle sockets in turn. A sweep,
+// every 50 ms while connections not yet watched are idle and every second
+// otherwise, starts the watches and closes the connections idle past
+// IdleConnTimeout or their target's learned keep-alive timeout.
 //
 // A Transport must be built with NewTransport. It is safe for use by many
 // goroutines.
@@ -70,11 +75,15 @@ type Transport struct {
 
 	buffers sync.Pool // *[]byte of 32 KiB
 
-	mu     sync.Mutex
-	idle   map[connKey][]*clientConn
-	nIdle  int
-	sweep  *time.Timer
-	closed bool
+	mu    sync.Mutex
+	idle  map[connKey][]*clientConn
+	nIdle int
+	sweep *time.Timer
+	// sweepFast: the sweep is set to run after sweepEvery (else after
+	// sweepIdleEvery); youngIdle: the pool holds connections that are
+	// not watched yet (see sweepIdle).
+	sweepFast, youngIdle bool
+	closed               bool
 }
 
 // TransportOptions configures a Transport. The zero value of a field is
@@ -176,6 +185,10 @@ type clientConn struct {
 	scratch []byte
 	// peeker looks at the socket under conn (nil: it cannot).
 	peeker *socketPeeker
+	// watchDone, guarded by t.mu, is set while the connection is in the
+	// pool with a watchIdle goroutine waiting on its socket, and closed
+	// when that goroutine ends.
+	watchDone chan struct{}
 	// wake wakes any blocked read or write on conn; made once per
 	// connection so that each request's context.AfterFunc need not.
 	wake func()
@@ -525,18 +538,82 @@ func (t *Transport) dialTraced(ctx context.Context, key connKey, o Observer, tra
 	return t.dialConn(ctx, key, o)
 }
 
+// popIdle takes the latest idle connection to key from the pool, nil when
+// there is none, and ends its watch (see watchIdle) if it has one.
 func (t *Transport) popIdle(key connKey) *clientConn {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	l := t.idle[key]
 	if len(l) == 0 {
+		t.mu.Unlock()
 		return nil
 	}
 	cc := l[len(l)-1]
 	l[len(l)-1] = nil
 	t.idle[key] = l[:len(l)-1]
 	t.nIdle--
+	done := cc.watchDone
+	cc.watchDone = nil
+	t.mu.Unlock()
+	if done != nil {
+		// The watch ends at the deadline (or at once, if it found news
+		// and saw the connection gone from the pool).
+		_ = cc.conn.SetReadDeadline(aLongTimeAgo())
+		<-done
+		_ = cc.conn.SetReadDeadline(time.Time{})
+		cc.readDeadline = time.Time{}
+	}
 	return cc
+}
+
+// removeIdle takes cc out of its target's idle list, keeping the list's
+// order; false when it is not there. The caller holds t.mu.
+func (t *Transport) removeIdle(cc *clientConn) bool {
+	l := t.idle[cc.key]
+	i := slices.Index(l, cc)
+	if i < 0 {
+		return false
+	}
+	l = slices.Delete(l, i, i+1)
+	if len(l) == 0 {
+		delete(t.idle, cc.key)
+	} else {
+		t.idle[cc.key] = l
+	}
+	t.nIdle--
+	return true
+}
+
+// watchIdle waits on the socket of a pooled connection, parked in the
+// runtime's poller, until the target closes it or sends anything unasked:
+// it then takes the connection from the pool and closes it, and the
+// target's IdleLearner learns the close (alive). It ends without touching
+// the connection when popIdle took it (which sets a read deadline to end
+// the wait) or the sweep closed it. done is closed when it ends.
+func (t *Transport) watchIdle(cc *clientConn, done chan struct{}) {
+	defer close(done)
+	for {
+		if cc.peeker.awaitNews() != nil {
+			return // taken (the deadline) or closed
+		}
+		t.mu.Lock()
+		mine := cc.watchDone == done && t.removeIdle(cc)
+		if mine {
+			cc.watchDone = nil
+		}
+		t.mu.Unlock()
+		if !mine {
+			return
+		}
+		if !cc.alive() {
+			cc.close()
+			return
+		}
+		// Bytes read through TLS that left it open (a session ticket):
+		// back in the pool, watched still.
+		if !t.requeue(cc, done) {
+			return
+		}
+	}
 }
 
 // retire reports whether the connection has been idle past its target's
@@ -692,8 +769,14 @@ func (t *Transport) putIdle(cc *clientConn) {
 	}
 	t.idle[cc.key] = append(t.idle[cc.key], cc)
 	t.nIdle++
-	if t.sweep == nil {
-		t.sweep = time.AfterFunc(sweepEvery, t.sweepIdle)
+	if cc.peeker != nil {
+		// To be watched after sweepEvery: the sweep must come by then.
+		t.youngIdle = true
+		if t.sweep == nil || !t.sweepFast {
+			t.scheduleSweep()
+		}
+	} else if t.sweep == nil {
+		t.scheduleSweep()
 	}
 	t.mu.Unlock()
 }
@@ -718,18 +801,28 @@ const SurplusFactor = 16
 // surplus included.
 func (t *Transport) idleCeiling() int { return t.maxIdlePerHost * (1 + SurplusFactor) }
 
-// sweepEvery is how often idle connections are looked at while there are
-// any: closed when idle too long, dropped when their target closed them.
-// It bounds how late a target's idle close is noticed, hence how much the
-// learned keep-alive timeout may exceed the real one.
+// sweepEvery is how long a connection stays idle before its socket is
+// watched (see watchIdle), and how often the pool is swept while it holds
+// connections not watched yet. A target's idle close is noticed when it
+// happens, except in a connection's first 50 ms in the pool, where it is
+// noticed at the next sweep (IdleLearner ignores closes that soon).
 const sweepEvery = 50 * time.Millisecond
 
-// sweepIdle closes the idle connections that have expired or that their
-// target closed, and runs again while any are left.
+// sweepIdleEvery is how often the pool is swept when every idle connection
+// is watched: the sweep then only closes those idle past IdleConnTimeout,
+// their target's learned keep-alive timeout or SurplusIdle, and may do so
+// up to this late. An idle pool makes no system call between sweeps.
+const sweepIdleEvery = time.Second
+
+// sweepIdle closes the idle connections that have expired, starts a watch
+// (watchIdle) on those idle for sweepEvery, and runs again while any are
+// left: after sweepEvery while some are not watched yet, else after
+// sweepIdleEvery.
 func (t *Transport) sweepIdle() {
 	now := t.now()
-	var check []*clientConn
+	var watch []*clientConn
 	t.mu.Lock()
+	t.youngIdle = false
 	for key, l := range t.idle {
 		// The list runs from the longest idle to the latest, so the
 		// surplus closed is the longest idle.
@@ -739,14 +832,19 @@ func (t *Transport) sweepIdle() {
 			idle := now.Sub(cc.idleSince)
 			switch {
 			case idle > t.idleTimeout || cc.retire(idle) || surplus > 0 && idle >= SurplusIdle:
+				// A watch sees the close and ends.
+				cc.watchDone = nil
 				defer cc.close()
 				t.nIdle--
 				surplus--
-			case idle >= sweepEvery:
-				// Looked at outside the lock, then put back.
-				check = append(check, cc)
-				t.nIdle--
+			case cc.watchDone == nil && cc.peeker != nil && idle >= sweepEvery:
+				cc.watchDone = make(chan struct{})
+				watch = append(watch, cc)
+				kept = append(kept, cc)
 			default:
+				if cc.watchDone == nil && cc.peeker != nil {
+					t.youngIdle = true
+				}
 				kept = append(kept, cc)
 			}
 		}
@@ -757,30 +855,45 @@ func (t *Transport) sweepIdle() {
 			t.idle[key] = kept
 		}
 	}
-	t.mu.Unlock()
-	for _, cc := range check {
-		if cc.alive() {
-			t.requeue(cc)
-		} else {
-			cc.close()
-		}
+	for _, cc := range watch {
+		go t.watchIdle(cc, cc.watchDone)
 	}
-	t.mu.Lock()
-	if t.nIdle > 0 && !t.closed {
-		t.sweep.Reset(sweepEvery)
-	} else {
-		t.sweep = nil
-	}
+	t.scheduleSweep()
 	t.mu.Unlock()
 }
 
-// requeue puts back a connection the sweep checked, keeping its idle time.
-func (t *Transport) requeue(cc *clientConn) {
+// scheduleSweep sets the sweep's next run (see sweepIdle), or stops it
+// when the pool is empty or closed. The caller holds t.mu.
+func (t *Transport) scheduleSweep() {
+	if t.nIdle == 0 || t.closed {
+		if t.sweep != nil {
+			t.sweep.Stop()
+			t.sweep = nil
+		}
+		return
+	}
+	every := sweepIdleEvery
+	if t.youngIdle {
+		every = sweepEvery
+	}
+	switch {
+	case t.sweep == nil:
+		t.sweep = time.AfterFunc(every, t.sweepIdle)
+	default:
+		t.sweep.Reset(every)
+	}
+	t.sweepFast = t.youngIdle
+}
+
+// requeue puts back a connection its watch found open, keeping its idle
+// time and its watch (done); false when it was closed instead (the pool
+// is closed or full).
+func (t *Transport) requeue(cc *clientConn, done chan struct{}) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed || len(t.idle[cc.key]) >= t.idleCeiling() {
 		cc.close()
-		return
+		return false
 	}
 	// Older than anything pooled since it was taken: at the bottom.
 	l := append(t.idle[cc.key], nil)
@@ -788,6 +901,11 @@ func (t *Transport) requeue(cc *clientConn) {
 	l[0] = cc
 	t.idle[cc.key] = l
 	t.nIdle++
+	cc.watchDone = done
+	if t.sweep == nil {
+		t.scheduleSweep()
+	}
+	return true
 }
 
 // CloseIdleConnections closes the connections not carrying a request.

@@ -2141,3 +2141,110 @@ func BenchmarkTransportGET(b *testing.B) {
 		})
 	}
 }
+
+// poolState reports, under the transport's lock, how many connections are
+// idle and how many of them are watched.
+func poolState(tr *Transport) (idle, watched int) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for _, l := range tr.idle {
+		for _, cc := range l {
+			idle++
+			if cc.watchDone != nil {
+				watched++
+			}
+		}
+	}
+	return idle, watched
+}
+
+// waitPool polls poolState until it is (idle, watched), failing the test
+// after guard.
+func waitPool(t *testing.T, tr *Transport, idle, watched int) {
+	t.Helper()
+	for deadline := time.Now().Add(guard); ; {
+		i, w := poolState(tr)
+		if i == idle && w == watched {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pool: %d idle, %d watched after %v; want %d, %d", i, w, guard, idle, watched)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestTransportIdleWatch: a connection idle in the pool for sweepEvery is
+// watched; when its target closes it, the pool drops it without a request
+// (nothing else looks at the socket: the sweep only starts the watch), and
+// the target's IdleLearner learns how long it had been idle; the next
+// request dials a new connection rather than meeting the closed one.
+func TestTransportIdleWatch(t *testing.T) {
+	t.Parallel()
+	closeFirst := make(chan struct{})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(closeFirst) }) })
+	srv := newRawServer(t, eachRequest(func(c net.Conn, _ *bufio.Reader, _ *http.Request) bool {
+		if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
+			return false
+		}
+		<-closeFirst
+		return false // closes
+	}))
+	clk := newClock()
+	learner := &IdleLearner{}
+	dialer := &net.Dialer{}
+	tr := newTestTransport(t, TransportOptions{
+		MaxIdleConnsPerHost: 4,
+		Dial:                Dialer(dialer.DialContext, func(string) *IdleLearner { return learner }, clk.Now),
+		Now:                 clk.Now,
+	})
+	fetch(t, tr, nil, srv.url("/"))
+	clk.Add(sweepEvery)
+	waitPool(t, tr, 1, 1)
+	clk.Add(2 * time.Second)
+	once.Do(func() { close(closeFirst) })
+	waitPool(t, tr, 0, 0)
+	if got, want := learner.Learned(), sweepEvery+2*time.Second; got != want {
+		t.Errorf("learned idle timeout %v, want %v", got, want)
+	}
+	p := &phaseTrace{}
+	if _, body := fetch(t, tr, p, srv.url("/")); body != "ok" {
+		t.Errorf("body %q", body)
+	}
+	if _, reused := p.state(); !slices.Equal(reused, []bool{false}) {
+		t.Errorf("reused %v after the watched close, want a new connection only", reused)
+	}
+}
+
+// TestTransportIdleWatchEndsAtReuse: a request takes a watched connection
+// from the pool, ending the watch without harm to the connection: the
+// request and its slow answer go through on it (the deadline that ended
+// the watch is gone), and back in the pool it is watched again.
+func TestTransportIdleWatchEndsAtReuse(t *testing.T) {
+	t.Parallel()
+	srv := newRawServer(t, eachRequest(func(c net.Conn, _ *bufio.Reader, req *http.Request) bool {
+		if req.URL.Path == "/slow" {
+			time.Sleep(20 * time.Millisecond)
+		}
+		_, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return err == nil
+	}))
+	clk := newClock()
+	tr := newTestTransport(t, TransportOptions{MaxIdleConnsPerHost: 4, Now: clk.Now})
+	fetch(t, tr, nil, srv.url("/"))
+	for i := range 3 {
+		clk.Add(sweepEvery)
+		waitPool(t, tr, 1, 1)
+		p := &phaseTrace{}
+		if _, body := fetch(t, tr, p, srv.url("/slow")); body != "ok" {
+			t.Errorf("request %d: body %q", i, body)
+		}
+		if _, reused := p.state(); !slices.Equal(reused, []bool{true}) {
+			t.Errorf("request %d: reused %v, want the watched connection", i, reused)
+		}
+	}
+	if n := srv.accepts.Load(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
+	}
+}
