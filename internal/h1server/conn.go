@@ -57,7 +57,7 @@ type conn struct {
 	tlsConn  *tls.Conn
 	tlsState *tls.ConnectionState
 
-	br *bufio.Reader // nil while the connection waits for a request (when idle is set)
+	br *bufio.Reader // nil while the connection waits for a request (when idle is set, or over TLS)
 	bw *bufio.Writer // nil while idle
 
 	// idle is the socket's wait without a read buffer (sockio's
@@ -68,6 +68,9 @@ type conn struct {
 	awaitFn func(io.Reader) bool
 	src     source
 	idleErr error
+	// tlsFirst holds the first byte of a request over TLS, read while
+	// the connection waited without a read buffer (awaitTLSRequest).
+	tlsFirst [1]byte
 
 	state atomic.Uint32
 	since atomic.Int64 // coarse time the state began
@@ -126,7 +129,7 @@ func rawConn(c net.Conn) syscall.RawConn {
 }
 
 func (c *conn) serve() {
-	if c.idle == nil {
+	if c.idle == nil && c.tlsConn == nil {
 		c.br = c.getReader()
 	}
 	defer c.end()
@@ -221,13 +224,20 @@ func readyReaderOf(c net.Conn) readyReader {
 }
 
 // source is what the read buffer fills from: the connection, or, while
-// awaitRequest runs, the socket itself (r).
+// awaitRequest runs, the socket itself (r); first the bytes pending, read
+// by awaitTLSRequest before the buffer was taken.
 type source struct {
-	c *conn
-	r io.Reader
+	c       *conn
+	r       io.Reader
+	pending []byte
 }
 
 func (s *source) Read(p []byte) (int, error) {
+	if len(s.pending) > 0 {
+		n := copy(p, s.pending)
+		s.pending = s.pending[n:]
+		return n, nil
+	}
 	if s.r != nil {
 		return s.r.Read(p)
 	}
@@ -236,13 +246,17 @@ func (s *source) Read(p []byte) (int, error) {
 
 // waitForRequest waits until the next request's first bytes are in the
 // read buffer. A connection with nothing buffered gives its buffer back
-// while it waits, when its socket allows (readyReader): an idle
-// connection then holds 4 KiB less, for the same system calls.
+// while it waits, when its socket allows (readyReader) or over TLS
+// (awaitTLSRequest): an idle connection then holds 4 KiB less, for the
+// same system calls.
 func (c *conn) waitForRequest() error {
 	if c.br != nil && c.br.Buffered() > 0 {
 		return nil
 	}
 	if c.idle == nil {
+		if c.tlsConn != nil {
+			return c.awaitTLSRequest()
+		}
 		_, err := c.br.Peek(1)
 		return err
 	}
@@ -271,6 +285,29 @@ func (c *conn) awaitRequest(r io.Reader) bool {
 	}
 	c.br, c.idleErr = br, err
 	return true
+}
+
+// awaitTLSRequest is waitForRequest over TLS: the connection waits in a
+// one-byte read through TLS, without a read buffer, and takes one when the
+// byte comes, with the byte pending in front of what it fills. crypto/tls
+// decrypts the whole record that brought the byte into its own buffer,
+// so the rest of the request costs no system call more.
+func (c *conn) awaitTLSRequest() error {
+	if c.br != nil {
+		c.putReader(c.br)
+		c.br = nil
+	}
+	n, err := c.tlsConn.Read(c.tlsFirst[:])
+	if n == 0 {
+		if err == nil {
+			err = io.ErrNoProgress
+		}
+		return err
+	}
+	// An error with the byte comes again at the next read.
+	c.src.pending = c.tlsFirst[:n]
+	c.br = c.getReader()
+	return nil
 }
 
 // writer returns the connection's write buffer, taking one from the pool

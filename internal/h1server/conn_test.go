@@ -558,53 +558,74 @@ func TestIdleConnectionKeepsNoRequest(t *testing.T) {
 // where 40 connections keeping theirs kept 40. Each then serves a second
 // request with a buffer taken again.
 func TestIdleConnectionsHoldNoReadBuffer(t *testing.T) {
-	var mu sync.Mutex
-	var bufs []weak.Pointer[bufio.Reader]
-	ts := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "ok "+r.URL.Path)
-	}), func(s *Server) {
-		s.readers.New = func() any {
-			br := bufio.NewReaderSize(nil, readBufferSize)
-			mu.Lock()
-			bufs = append(bufs, weak.Make(br))
-			mu.Unlock()
-			return br
-		}
-	})
-	const conns = 40
-	cs := make([]*rawClient, conns)
-	for i := range cs {
-		cs[i] = ts.dial(t)
-		if resp, body := cs[i].roundTrip("GET /1 HTTP/1.1\r\nHost: h\r\n\r\n"); resp.StatusCode != 200 || body != "ok /1" {
-			t.Fatalf("connection %d: %d %q", i, resp.StatusCode, body)
-		}
-	}
-	held := func() (n int) {
-		runtime.GC()
-		runtime.GC() // the pool's victim cache too
-		mu.Lock()
-		defer mu.Unlock()
-		for _, b := range bufs {
-			if b.Value() != nil {
-				n++
+	for _, tc := range []struct {
+		name string
+		// start starts a server and returns a dial to it.
+		start func(t *testing.T, opt func(*Server)) func() *rawClient
+	}{
+		{"plain", func(t *testing.T, opt func(*Server)) func() *rawClient {
+			ts := start(t, http.HandlerFunc(okPath), opt)
+			return func() *rawClient { return ts.dial(t) }
+		}},
+		{"TLS", func(t *testing.T, opt func(*Server)) func() *rawClient {
+			addr := startTLSServer(t, http.HandlerFunc(okPath), opt)
+			return func() *rawClient { c, _ := dialTLS(t, addr); return c }
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var bufs []weak.Pointer[bufio.Reader]
+			countReaders := func(s *Server) {
+				s.readers.New = func() any {
+					br := bufio.NewReaderSize(nil, readBufferSize)
+					mu.Lock()
+					bufs = append(bufs, weak.Make(br))
+					mu.Unlock()
+					return br
+				}
 			}
-		}
-		return n
+			dial := tc.start(t, countReaders)
+			const conns = 40
+			cs := make([]*rawClient, conns)
+			for i := range cs {
+				cs[i] = dial()
+				if resp, body := cs[i].roundTrip("GET /1 HTTP/1.1\r\nHost: h\r\n\r\n"); resp.StatusCode != 200 || body != "ok /1" {
+					t.Fatalf("connection %d: %d %q", i, resp.StatusCode, body)
+				}
+			}
+			held := func() (n int) {
+				runtime.GC()
+				runtime.GC() // the pool's victim cache too
+				mu.Lock()
+				defer mu.Unlock()
+				for _, b := range bufs {
+					if b.Value() != nil {
+						n++
+					}
+				}
+				return n
+			}
+			// The last answer may reach its client just before the server goes
+			// back to waiting: try for a while.
+			deadline := time.Now().Add(5 * time.Second)
+			for n := held(); n > 0; n = held() {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d read buffers still held by %d idle connections after 5s", n, conns)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			for i, c := range cs {
+				if resp, body := c.roundTrip("GET /2 HTTP/1.1\r\nHost: h\r\n\r\n"); resp.StatusCode != 200 || body != "ok /2" {
+					t.Fatalf("connection %d, second request: %d %q", i, resp.StatusCode, body)
+				}
+			}
+		})
 	}
-	// The last answer may reach its client just before the server goes
-	// back to waiting: try for a while.
-	deadline := time.Now().Add(5 * time.Second)
-	for n := held(); n > 0; n = held() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d read buffers still held by %d idle connections after 5s", n, conns)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	for i, c := range cs {
-		if resp, body := c.roundTrip("GET /2 HTTP/1.1\r\nHost: h\r\n\r\n"); resp.StatusCode != 200 || body != "ok /2" {
-			t.Fatalf("connection %d, second request: %d %q", i, resp.StatusCode, body)
-		}
-	}
+}
+
+// okPath answers "ok " and the request's path.
+func okPath(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.WriteString(w, "ok "+r.URL.Path)
 }
 
 // AcceptBackoff retries what a server outlives (no file descriptor left,

@@ -18,7 +18,14 @@ import (
 
 // startTLS serves h over TLS (crypto/tls over sockio, as gatewise does)
 // and returns a client to it, closed at the end of the test.
-func startTLS(t *testing.T, h http.Handler) (*rawClient, *tls.Conn) {
+func startTLS(t *testing.T, h http.Handler, opt ...func(*Server)) (*rawClient, *tls.Conn) {
+	t.Helper()
+	return dialTLS(t, startTLSServer(t, h, opt...))
+}
+
+// startTLSServer serves h over TLS (crypto/tls over sockio, as gatewise
+// does) until the test ends, and returns its address.
+func startTLSServer(t *testing.T, h http.Handler, opt ...func(*Server)) string {
 	t.Helper()
 	// httptest's certificate, for 127.0.0.1; the client does not check it.
 	certSrv := httptest.NewUnstartedServer(nil)
@@ -32,6 +39,9 @@ func startTLS(t *testing.T, h http.Handler) (*rawClient, *tls.Conn) {
 	}
 	tln := tls.NewListener(sockio.Listener(ln), &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}})
 	s := &Server{Handler: h, ErrorLog: log.New(new(syncBuffer), "", 0), Tick: 10 * time.Millisecond}
+	for _, o := range opt {
+		o(s)
+	}
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(tln) }()
 	t.Cleanup(func() {
@@ -42,7 +52,13 @@ func startTLS(t *testing.T, h http.Handler) (*rawClient, *tls.Conn) {
 			t.Error("Serve did not return after Close")
 		}
 	})
-	c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	return ln.Addr().String()
+}
+
+// dialTLS returns a TLS client to addr, closed at the end of the test.
+func dialTLS(t *testing.T, addr string) (*rawClient, *tls.Conn) {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
