@@ -876,10 +876,9 @@ func (t *Transport) scheduleSweep() {
 	if t.youngIdle {
 		every = sweepEvery
 	}
-	switch {
-	case t.sweep == nil:
+	if t.sweep == nil {
 		t.sweep = time.AfterFunc(every, t.sweepIdle)
-	default:
+	} else {
 		t.sweep.Reset(every)
 	}
 	t.sweepFast = t.youngIdle
