@@ -18,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gatewise/gatewise/internal/loopport"
 )
 
 // Mode is how a fault server answers a request.
@@ -251,15 +253,13 @@ func (s *Server) answer(c net.Conn, req *http.Request, mode Mode) bool {
 	return false
 }
 
-// DeadAddr returns a loopback host:port where nothing listens: it binds a
-// free port and closes it. Connections to it are refused.
+// DeadAddr returns a loopback host:port where nothing listens: a port
+// that was free a moment ago, below the kernel's ephemeral range
+// (loopport.Free), where no listener on port 0 or outgoing connection can
+// land later. Connections to it are refused.
 func DeadAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := loopport.Free()
 	if err != nil {
-		return "", fmt.Errorf("faults: %w", err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
 		return "", fmt.Errorf("faults: %w", err)
 	}
 	return addr, nil

@@ -1,6 +1,7 @@
 // Package loopport picks loopback TCP ports for servers that a test or a
 // benchmark starts as another process, which must be told their port
-// before they bind it.
+// before they bind it, and for addresses where nothing must listen (the
+// dead upstream of faults.DeadAddr).
 //
 // A port from binding "127.0.0.1:0" comes from the kernel's ephemeral range
 // (ip_local_port_range, 32768 to 60999 on Debian), the range that outgoing

@@ -1190,6 +1190,20 @@ func TestTransportClose(t *testing.T) {
 	}
 }
 
+// learningTransport returns a transport on a settable clock whose
+// connections report their targets' idle closes to one IdleLearner.
+func learningTransport(t *testing.T) (*Transport, *clock, *IdleLearner) {
+	clk := newClock()
+	learner := &IdleLearner{}
+	dialer := &net.Dialer{}
+	tr := newTestTransport(t, TransportOptions{
+		MaxIdleConnsPerHost: 4,
+		Dial:                Dialer(dialer.DialContext, func(string) *IdleLearner { return learner }, clk.Now),
+		Now:                 clk.Now,
+	})
+	return tr, clk, learner
+}
+
 // TestTransportIdleCloseDetected: the target closed a pooled connection;
 // the next request gets its answer without an error, and the target's
 // IdleLearner learns how long the connection had been idle. A replayable
@@ -1220,14 +1234,7 @@ func TestTransportIdleCloseDetected(t *testing.T) {
 				_ = c.Close() // an idle timeout of zero
 				closedByServer <- struct{}{}
 			})
-			clk := newClock()
-			learner := &IdleLearner{}
-			dialer := &net.Dialer{}
-			tr := newTestTransport(t, TransportOptions{
-				MaxIdleConnsPerHost: 4,
-				Dial:                Dialer(dialer.DialContext, func(string) *IdleLearner { return learner }, clk.Now),
-				Now:                 clk.Now,
-			})
+			tr, clk, learner := learningTransport(t)
 			fetch(t, tr, nil, srv.url("/"))
 			wait(t, closedByServer, "the server's close")
 			clk.Add(3 * time.Second)
@@ -2191,14 +2198,7 @@ func TestTransportIdleWatch(t *testing.T) {
 		<-closeFirst
 		return false // closes
 	}))
-	clk := newClock()
-	learner := &IdleLearner{}
-	dialer := &net.Dialer{}
-	tr := newTestTransport(t, TransportOptions{
-		MaxIdleConnsPerHost: 4,
-		Dial:                Dialer(dialer.DialContext, func(string) *IdleLearner { return learner }, clk.Now),
-		Now:                 clk.Now,
-	})
+	tr, clk, learner := learningTransport(t)
 	fetch(t, tr, nil, srv.url("/"))
 	clk.Add(sweepEvery)
 	waitPool(t, tr, 1, 1)
