@@ -15,6 +15,9 @@
 # As root on Debian or Ubuntu, nginx and HAProxy are installed with apt-get
 # when missing; as another user the script prints the install line and
 # exits 1.
+#
+# A command line it refuses (an unknown option, a value out of range)
+# exits 2 with one line saying why, and leaves no work directory behind.
 set -euo pipefail
 
 start_dir=$PWD
@@ -35,7 +38,7 @@ keep=0
 while (($# > 0)); do
 	case $1 in
 	--duration | --workers | --post-percent | --proxies | --gatewise | --out)
-		(($# >= 2)) || fail "$1 needs a value"
+		(($# >= 2)) || refuse "$1 needs a value"
 		opt=$1
 		val=$2
 		shift 2
@@ -54,7 +57,7 @@ while (($# > 0)); do
 		usage "${BASH_SOURCE[0]}"
 		exit 0
 		;;
-	*) fail "unknown argument $1 (see --help)" ;;
+	*) refuse "unknown argument $1 (see --help)" ;;
 	esac
 	case $opt in
 	--duration) duration=$val ;;
@@ -63,7 +66,7 @@ while (($# > 0)); do
 	--proxies) proxies=$val ;;
 	--gatewise) gatewise_bin=$val ;;
 	--out) out=$val ;;
-	*) fail "unknown option $opt (see --help)" ;;
+	*) refuse "unknown option $opt (see --help)" ;;
 	esac
 done
 
@@ -102,5 +105,7 @@ set +e
 	-gatewise-note "$gatewise_note"
 status=$?
 set -e
-echo "work directory (configs, logs, results.json): $tmp"
+if ((status != 2)); then # 2: the command line was refused; nothing ran
+	echo "work directory (configs, logs, results.json): $tmp"
+fi
 exit "$status"

@@ -1,11 +1,18 @@
-# bench/lib.sh is sourced by bench/chaos.sh, bench/overload.sh and
-# bench/fastcgi.sh: what they share. The sourcing script sets script (its
+# bench/lib.sh is sourced by bench/run, bench/chaos.sh, bench/overload.sh
+# and bench/fastcgi.sh: what they share. The sourcing script sets script (its
 # name, for messages), root (the repository), start_dir (where it was
 # started from) and keep, before calling these.
 
+# fail prints the script's name and its arguments on stderr and exits 1.
 fail() {
 	printf '%s: %s\n' "$script" "$*" >&2
 	exit 1
+}
+
+# refuse is fail for a command line the script refuses: it exits 2.
+refuse() {
+	printf '%s: %s\n' "$script" "$*" >&2
+	exit 2
 }
 
 # have reports whether a program is on PATH or in the sbin directories,
@@ -65,8 +72,9 @@ need_go() {
 }
 
 # make_workdir NAME sets tmp to a new work directory, removed on exit when
-# the benchmark did not run (ran=0); after a successful run (status=0)
-# without keep, only its binaries are removed.
+# the benchmark did not run (ran=0) or refused its command line (status 2:
+# a bad flag or value); after a successful run (status=0) without keep,
+# only its binaries are removed.
 make_workdir() {
 	tmp=$(mktemp -d "${TMPDIR:-/tmp}/gatewise-$1.XXXXXX")
 	status=1
@@ -76,7 +84,7 @@ make_workdir() {
 
 # shellcheck disable=SC2317 # called by the EXIT trap
 finish() {
-	if ((ran == 0)); then
+	if ((ran == 0 || status == 2)); then
 		rm -rf "$tmp"
 	elif ((status == 0 && keep == 0)); then
 		# Keep the results and configs; drop the binaries.

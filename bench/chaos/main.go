@@ -81,15 +81,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	switch {
 	case o.duration < time.Second || o.duration > 2*time.Minute:
-		return nil, fmt.Errorf("-duration %v: want 1s to 2m (the whole run stays well under 10 minutes)", o.duration)
+		return nil, benchkit.Usagef("-duration %v: want 1s to 2m (the whole run stays well under 10 minutes)", o.duration)
 	case o.workers < 1 || o.workers > 1024:
-		return nil, fmt.Errorf("-workers %d: want 1 to 1024", o.workers)
+		return nil, benchkit.Usagef("-workers %d: want 1 to 1024", o.workers)
 	case o.postPercent < 0 || o.postPercent > 100:
-		return nil, fmt.Errorf("-post-percent %d: want 0 to 100", o.postPercent)
+		return nil, benchkit.Usagef("-post-percent %d: want 0 to 100", o.postPercent)
 	case o.clientTimeout < time.Second || o.clientTimeout > time.Minute:
-		return nil, fmt.Errorf("-client-timeout %v: want 1s to 1m", o.clientTimeout)
+		return nil, benchkit.Usagef("-client-timeout %v: want 1s to 1m", o.clientTimeout)
 	case o.gatewise == "":
-		return nil, errors.New("-gatewise BIN is required (bench/chaos.sh builds it)")
+		return nil, benchkit.Usagef("-gatewise BIN is required (bench/chaos.sh builds it)")
 	}
 	return o, nil
 }
@@ -196,11 +196,11 @@ func selectProxies(o *options) ([]*proxy, error) {
 			}
 			ps = append(ps, haproxyProxy(bin))
 		default:
-			return nil, fmt.Errorf("-proxies: unknown proxy %q (want gatewise, nginx, haproxy)", name)
+			return nil, benchkit.Usagef("-proxies: unknown proxy %q (want gatewise, nginx, haproxy)", name)
 		}
 	}
 	if len(ps) == 0 {
-		return nil, errors.New("-proxies: no proxy to run")
+		return nil, benchkit.Usagef("-proxies: no proxy to run")
 	}
 	return ps, nil
 }

@@ -146,26 +146,26 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		v    time.Duration
 	}{{"duration", o.duration}, {"big-duration", o.bigDuration}, {"close-duration", o.closeDur}, {"h2-duration", o.h2Duration}} {
 		if d.v < time.Second || d.v > 2*time.Minute || d.v%time.Second != 0 {
-			return nil, fmt.Errorf("-%s %v: want whole seconds from 1s to 2m", d.name, d.v)
+			return nil, benchkit.Usagef("-%s %v: want whole seconds from 1s to 2m", d.name, d.v)
 		}
 	}
 	switch {
 	case o.warmup < 0 || o.warmup > time.Minute || o.warmup%time.Second != 0:
-		return nil, fmt.Errorf("-warmup %v: want whole seconds from 0 to 1m", o.warmup)
+		return nil, benchkit.Usagef("-warmup %v: want whole seconds from 0 to 1m", o.warmup)
 	case o.rounds < 1 || o.rounds > 9:
-		return nil, fmt.Errorf("-rounds %d: want 1 to 9", o.rounds)
+		return nil, benchkit.Usagef("-rounds %d: want 1 to 9", o.rounds)
 	case o.threads < 1 || o.threads > 64:
-		return nil, fmt.Errorf("-threads %d: want 1 to 64", o.threads)
+		return nil, benchkit.Usagef("-threads %d: want 1 to 64", o.threads)
 	case o.conns < o.threads || o.conns > 10000:
-		return nil, fmt.Errorf("-connections %d: want -threads (%d) to 10000", o.conns, o.threads)
+		return nil, benchkit.Usagef("-connections %d: want -threads (%d) to 10000", o.conns, o.threads)
 	case o.bigConns < o.threads || o.bigConns > 1000:
-		return nil, fmt.Errorf("-big-connections %d: want -threads (%d) to 1000", o.bigConns, o.threads)
+		return nil, benchkit.Usagef("-big-connections %d: want -threads (%d) to 1000", o.bigConns, o.threads)
 	case o.idleConns < 1 || o.idleConns > 50000:
-		return nil, fmt.Errorf("-idle-conns %d: want 1 to 50000", o.idleConns)
+		return nil, benchkit.Usagef("-idle-conns %d: want 1 to 50000", o.idleConns)
 	case o.h2Clients < o.threads || o.h2Clients > 1000:
-		return nil, fmt.Errorf("-h2-clients %d: want -threads (%d) to 1000", o.h2Clients, o.threads)
+		return nil, benchkit.Usagef("-h2-clients %d: want -threads (%d) to 1000", o.h2Clients, o.threads)
 	case o.h2Streams < 1 || o.h2Streams > 1000:
-		return nil, fmt.Errorf("-h2-streams %d: want 1 to 1000", o.h2Streams)
+		return nil, benchkit.Usagef("-h2-streams %d: want 1 to 1000", o.h2Streams)
 	}
 	return o, nil
 }
@@ -179,7 +179,7 @@ func selectScenarios(list string) ([]string, error) {
 			continue
 		}
 		if !contains(allScenarios, s) {
-			return nil, fmt.Errorf("-scenarios: unknown scenario %q (want %s)", s, strings.Join(allScenarios, ", "))
+			return nil, benchkit.Usagef("-scenarios: unknown scenario %q (want %s)", s, strings.Join(allScenarios, ", "))
 		}
 		want[s] = true
 	}
@@ -190,7 +190,7 @@ func selectScenarios(list string) ([]string, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, errors.New("-scenarios: nothing to run")
+		return nil, benchkit.Usagef("-scenarios: nothing to run")
 	}
 	return out, nil
 }
@@ -226,7 +226,7 @@ func selectContenders(o *options) ([]*contender, error) {
 			cs = append(cs, directContender())
 		case "gatewise":
 			if o.gatewise == "" {
-				return nil, errors.New("-gatewise BIN is required (bench/run builds it)")
+				return nil, benchkit.Usagef("-gatewise BIN is required (bench/run builds it)")
 			}
 			bin, err := benchkit.FindBinary(o.gatewise, "gatewise")
 			if err != nil {
@@ -252,11 +252,11 @@ func selectContenders(o *options) ([]*contender, error) {
 			}
 			cs = append(cs, caddyContender(bin))
 		default:
-			return nil, fmt.Errorf("-contenders: unknown contender %q (want direct, gatewise, nginx, haproxy, caddy)", name)
+			return nil, benchkit.Usagef("-contenders: unknown contender %q (want direct, gatewise, nginx, haproxy, caddy)", name)
 		}
 	}
 	if len(cs) == 0 {
-		return nil, errors.New("-contenders: nothing to run")
+		return nil, benchkit.Usagef("-contenders: nothing to run")
 	}
 	return cs, nil
 }

@@ -78,15 +78,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	switch {
 	case o.duration < 2*time.Second || o.duration > 2*time.Minute:
-		return nil, fmt.Errorf("-duration %v: want 2s to 2m", o.duration)
+		return nil, benchkit.Usagef("-duration %v: want 2s to 2m", o.duration)
 	case o.warmup < 0 || o.warmup > time.Minute:
-		return nil, fmt.Errorf("-warmup %v: want 0 to 1m", o.warmup)
+		return nil, benchkit.Usagef("-warmup %v: want 0 to 1m", o.warmup)
 	case o.conns < 1 || o.conns > 10000:
-		return nil, fmt.Errorf("-conns %d: want 1 to 10000", o.conns)
+		return nil, benchkit.Usagef("-conns %d: want 1 to 10000", o.conns)
 	case o.threads < 1 || o.threads > o.conns:
-		return nil, fmt.Errorf("-threads %d: want 1 to -conns", o.threads)
+		return nil, benchkit.Usagef("-threads %d: want 1 to -conns", o.threads)
 	case o.children < 1 || o.children > 256:
-		return nil, fmt.Errorf("-children %d: want 1 to 256", o.children)
+		return nil, benchkit.Usagef("-children %d: want 1 to 256", o.children)
 	}
 	return o, nil
 }
@@ -156,7 +156,7 @@ func selectContenders(o *options) ([]*contender, error) {
 			cs = append(cs, nginxContender(bin))
 		case "gatewise":
 			if o.gatewise == "" {
-				return nil, errors.New("-gatewise BIN is required (bench/fastcgi.sh builds it)")
+				return nil, benchkit.Usagef("-gatewise BIN is required (bench/fastcgi.sh builds it)")
 			}
 			bin, err := benchkit.FindBinary(o.gatewise, "gatewise")
 			if err != nil {
@@ -164,11 +164,11 @@ func selectContenders(o *options) ([]*contender, error) {
 			}
 			cs = append(cs, gatewiseContender(bin))
 		default:
-			return nil, fmt.Errorf("-runs: unknown contender %q (want nginx, gatewise)", name)
+			return nil, benchkit.Usagef("-runs: unknown contender %q (want nginx, gatewise)", name)
 		}
 	}
 	if len(cs) == 0 {
-		return nil, errors.New("-runs: nothing to run")
+		return nil, benchkit.Usagef("-runs: nothing to run")
 	}
 	return cs, nil
 }

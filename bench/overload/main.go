@@ -85,17 +85,17 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	switch {
 	case o.duration < 2*time.Second || o.duration > 2*time.Minute:
-		return nil, fmt.Errorf("-duration %v: want 2s to 2m", o.duration)
+		return nil, benchkit.Usagef("-duration %v: want 2s to 2m", o.duration)
 	case o.warmup < 0 || o.warmup >= o.duration:
-		return nil, fmt.Errorf("-warmup %v: want 0 to less than -duration", o.warmup)
+		return nil, benchkit.Usagef("-warmup %v: want 0 to less than -duration", o.warmup)
 	case o.slots < 1 || o.slots > 1000:
-		return nil, fmt.Errorf("-slots %d: want 1 to 1000", o.slots)
+		return nil, benchkit.Usagef("-slots %d: want 1 to 1000", o.slots)
 	case o.service < time.Millisecond || o.service > 10*time.Second:
-		return nil, fmt.Errorf("-service %v: want 1ms to 10s", o.service)
+		return nil, benchkit.Usagef("-service %v: want 1ms to 10s", o.service)
 	case o.factor < 1 || o.factor > 20:
-		return nil, fmt.Errorf("-factor %v: want 1 to 20", o.factor)
+		return nil, benchkit.Usagef("-factor %v: want 1 to 20", o.factor)
 	case o.clientTimeout < time.Second || o.clientTimeout > time.Minute:
-		return nil, fmt.Errorf("-client-timeout %v: want 1s to 1m", o.clientTimeout)
+		return nil, benchkit.Usagef("-client-timeout %v: want 1s to 1m", o.clientTimeout)
 	}
 	if rate := o.factor * float64(o.slots) / o.service.Seconds(); rate > 20000 {
 		return nil, fmt.Errorf("an offered load of %.0f requests per second: want at most 20000 (fewer slots, a longer service time or a lower factor)", rate)
@@ -205,7 +205,7 @@ func selectContenders(o *options) ([]*contender, error) {
 			cs = append(cs, nginxContender(bin))
 		case "gatewise", "gatewise-fixed":
 			if o.gatewise == "" {
-				return nil, errors.New("-gatewise BIN is required (bench/overload.sh builds it)")
+				return nil, benchkit.Usagef("-gatewise BIN is required (bench/overload.sh builds it)")
 			}
 			bin, err := benchkit.FindBinary(o.gatewise, "gatewise")
 			if err != nil {
@@ -217,11 +217,11 @@ func selectContenders(o *options) ([]*contender, error) {
 				cs = append(cs, gatewiseContender(fmt.Sprintf("gatewise (max_in_flight %d)", o.slots), bin, true))
 			}
 		default:
-			return nil, fmt.Errorf("-runs: unknown contender %q (want direct, nginx, gatewise, gatewise-fixed)", name)
+			return nil, benchkit.Usagef("-runs: unknown contender %q (want direct, nginx, gatewise, gatewise-fixed)", name)
 		}
 	}
 	if len(cs) == 0 {
-		return nil, errors.New("-runs: nothing to run")
+		return nil, benchkit.Usagef("-runs: nothing to run")
 	}
 	return cs, nil
 }

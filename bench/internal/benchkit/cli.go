@@ -35,15 +35,33 @@ func ParseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	return nil
 }
 
+// Usagef returns the error of a command line the flag set accepted but
+// the program cannot (a value out of range, an unknown name): it is an
+// ErrUsage, so the exit status is 2 as for a bad flag, and ExitCode
+// prints its message.
+func Usagef(format string, a ...any) error {
+	return usageError{msg: fmt.Sprintf(format, a...)}
+}
+
+// usageError is Usagef's error.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string        { return e.msg }
+func (e usageError) Is(target error) bool { return target == ErrUsage }
+
 // ExitCode is a benchmark program's exit status for the error its run
-// returned: 0 for none or flag.ErrHelp, 2 for ErrUsage (already
-// reported), and 1 for any other, written to stderr on one line as
-// "NAME: error".
+// returned: 0 for none or flag.ErrHelp, 2 for ErrUsage (reported already
+// by the flag set, or a Usagef error, written as below), and 1 for any
+// other, written to stderr on one line as "NAME: error".
 func ExitCode(name string, err error, stderr io.Writer) int {
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, ErrUsage):
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintln(stderr, name+": "+OneLine(err.Error()))
+		}
 		return 2
 	}
 	fmt.Fprintln(stderr, name+": "+OneLine(err.Error()))

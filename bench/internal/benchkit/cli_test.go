@@ -53,6 +53,8 @@ func TestExitCode(t *testing.T) {
 		{nil, 0, ""},
 		{fmt.Errorf("parsing: %w", flag.ErrHelp), 0, ""},
 		{ErrUsage, 2, ""},
+		{Usagef("-rounds %d: want 1 to 9", 12), 2, "prog: -rounds 12: want 1 to 9\n"},
+		{fmt.Errorf("flags: %w", Usagef("-scenarios: unknown scenario %q", "x")), 2, "prog: flags: -scenarios: unknown scenario \"x\"\n"},
 		{fmt.Errorf("nginx: %w", io.ErrUnexpectedEOF), 1, "prog: nginx: unexpected EOF\n"},
 		{errors.New("two\nlines"), 1, "prog: two | lines\n"},
 	} {

@@ -1,0 +1,33 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/gatewise/gatewise/bench/internal/benchkit"
+)
+
+// A command line the program refuses exits with status 2 (a usage error,
+// so the script removes its work directory) and says why on one line,
+// before anything runs.
+func TestRefusedCommandLines(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-rounds", "12"}, "compare: -rounds 12: want 1 to 9\n"},
+		{[]string{"-scenarios", "small,nope"}, "unknown scenario \"nope\""},
+		{[]string{"-contenders", "nginx,nope"}, "unknown contender \"nope\""},
+		{[]string{"-scenarios", ","}, "compare: -scenarios: nothing to run\n"},
+	} {
+		err := run(context.Background(), tc.args, io.Discard, io.Discard)
+		var stderr strings.Builder
+		code := benchkit.ExitCode("compare", err, &stderr)
+		if !errors.Is(err, benchkit.ErrUsage) || code != 2 || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%q: exit %d, %q (%v); want exit 2 with %q", tc.args, code, stderr.String(), err, tc.want)
+		}
+	}
+}
