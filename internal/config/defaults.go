@@ -32,6 +32,8 @@ const (
 	DefaultReadHeaderTimeout = 10 * time.Second
 	// DefaultClientIdleTimeout is Limits.ClientIdleTimeout when not set.
 	DefaultClientIdleTimeout = 75 * time.Second
+	// DefaultClientParkAfter is Limits.ClientParkAfter when not set.
+	DefaultClientParkAfter = 5 * time.Second
 	// DefaultDialTimeout is Timeouts.Dial when not set.
 	DefaultDialTimeout = 5 * time.Second
 	// DefaultTLSHandshakeTimeout is Timeouts.TLSHandshake when not set.
@@ -163,6 +165,7 @@ func (c *Config) ApplyDefaults() {
 	}
 	c.setDuration(&c.Limits.ReadHeaderTimeout, "limits.read_header_timeout", DefaultReadHeaderTimeout)
 	c.setDuration(&c.Limits.ClientIdleTimeout, "limits.client_idle_timeout", DefaultClientIdleTimeout)
+	c.setDuration(&c.Limits.ClientParkAfter, "limits.client_park_after", DefaultClientParkAfter)
 	c.abuseDefaults()
 	if c.RateLimit != nil {
 		rateLimitDefaults(c.RateLimit)

@@ -46,6 +46,7 @@ func TestDefaults(t *testing.T) {
 		{"limits.response_header_bytes", c.Limits.ResponseHeaderBytes, ByteSize(1 << 20)},
 		{"limits.read_header_timeout", c.Limits.ReadHeaderTimeout.Duration, 10 * time.Second},
 		{"limits.client_idle_timeout", c.Limits.ClientIdleTimeout.Duration, 75 * time.Second},
+		{"limits.client_park_after", c.Limits.ClientParkAfter.Duration, 5 * time.Second},
 		{"timeouts.dial", app.Timeouts.Dial.Duration, 5 * time.Second},
 		{"timeouts.tls_handshake", app.Timeouts.TLSHandshake.Duration, 5 * time.Second},
 		{"timeouts.response_header", app.Timeouts.ResponseHeader.Duration, 30 * time.Second},
@@ -108,7 +109,7 @@ admin: {address: "[::1]:9999"}
 access_log: stderr
 shutdown_timeout: 0s
 forwarding: {x_forwarded: false, forwarded: true, via: false}
-limits: {request_header_bytes: 0, response_header_bytes: 2MiB, read_header_timeout: 0, client_idle_timeout: 1s}
+limits: {request_header_bytes: 0, response_header_bytes: 2MiB, read_header_timeout: 0, client_idle_timeout: 1s, client_park_after: 0s}
 pools:
   app:
     targets:
@@ -138,6 +139,7 @@ routes:
 		{"response_header_bytes", c.Limits.ResponseHeaderBytes, ByteSize(2 << 20)},
 		{"read_header_timeout 0", c.Limits.ReadHeaderTimeout.Duration, time.Duration(0)},
 		{"client_idle_timeout", c.Limits.ClientIdleTimeout.Duration, time.Second},
+		{"client_park_after 0", c.Limits.ClientParkAfter.Duration, time.Duration(0)},
 		{"weight 0", app.Targets[0].Weight, 0},
 		{"weight 7", app.Targets[1].Weight, 7},
 		{"dial 0", app.Timeouts.Dial.Duration, time.Duration(0)},

@@ -63,6 +63,7 @@ func TestParseExample(t *testing.T) {
 		{"response_header_bytes", c.Limits.ResponseHeaderBytes, ByteSize(1 << 20)},
 		{"read_header_timeout", c.Limits.ReadHeaderTimeout.Duration, 10 * time.Second},
 		{"client_idle_timeout", c.Limits.ClientIdleTimeout.Duration, 75 * time.Second},
+		{"client_park_after", c.Limits.ClientParkAfter.Duration, 5 * time.Second},
 	}
 	for _, tc := range tests {
 		if !reflect.DeepEqual(tc.got, tc.want) {

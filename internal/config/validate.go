@@ -444,6 +444,7 @@ func (v *validator) limits() {
 	v.headerBytes("limits.response_header_bytes", c.Limits.ResponseHeaderBytes)
 	v.positive("limits.read_header_timeout", c.Limits.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	v.positive("limits.client_idle_timeout", c.Limits.ClientIdleTimeout, DefaultClientIdleTimeout)
+	v.nonNegative("limits.client_park_after", c.Limits.ClientParkAfter)
 	v.positive("shutdown_timeout", c.ShutdownTimeout, DefaultShutdownTimeout)
 	if c.ShutdownTimeout.Duration > MaxShutdownTimeout {
 		v.errorf("shutdown_timeout", "%s is more than %s: a restart would wait that long for a stuck request",

@@ -23,6 +23,12 @@ const (
 	stateHeader               // reading a request's head
 	stateActive               // the handler runs
 	stateDone                 // closed or hijacked
+	// stateParked: between requests, and asked to park (the sweeper set
+	// a read deadline in the past to wake its goroutine) or parked (no
+	// goroutine: see idlePoller). Changes to and from it are made under
+	// parkMu, so that a request that comes as the park is asked for
+	// clears the deadline after it was set.
+	stateParked
 )
 
 // Buffer sizes: the read buffer holds most request heads whole; the
@@ -89,6 +95,16 @@ type conn struct {
 	cancel       *requestContext // the current request's
 	peekBuf      [1]byte
 	deadlineSet  bool // the handler set a deadline on the connection
+
+	parkMu sync.Mutex
+	// noPark: parking failed once (the kernel refused the epoll
+	// registration); the connection keeps its goroutine.
+	noPark atomic.Bool
+	// parkID is the connection's key in the idlePoller while parked, and
+	// inEpoll whether its socket is in the poller's epoll set; both
+	// guarded by the poller's mutex.
+	parkID  uint64
+	inEpoll bool
 }
 
 func newConn(s *Server, rw net.Conn) *conn {
@@ -128,14 +144,28 @@ func rawConn(c net.Conn) syscall.RawConn {
 	}
 }
 
+// serve reads and answers the connection's requests until it closes or
+// parks (then the idlePoller calls serve again when the next request
+// comes).
 func (c *conn) serve() {
-	if c.idle == nil && c.tlsConn == nil {
+	if c.idle == nil && c.tlsConn == nil && c.br == nil {
 		c.br = c.getReader()
 	}
-	defer c.end()
+	parked := false
+	defer func() {
+		if !parked {
+			c.end()
+		}
+	}()
 	for {
 		req, cancel, err := c.readRequest()
 		if err != nil {
+			if errors.Is(err, errParked) {
+				// Another goroutine may own the connection now:
+				// nothing more of it is touched here.
+				parked = true
+				return
+			}
 			var re *requestError
 			if errors.As(err, &re) {
 				c.answerError(re)
@@ -178,11 +208,83 @@ func (c *conn) end() {
 }
 
 // closeIfIdle closes the connection when it waits for a request
-// (Shutdown).
+// (Shutdown), parked or not.
 func (c *conn) closeIfIdle() {
-	if c.state.CompareAndSwap(stateIdle, stateDone) || c.state.CompareAndSwap(stateNew, stateDone) {
-		_ = c.rwc.Close()
+	c.parkMu.Lock()
+	closing := c.state.CompareAndSwap(stateIdle, stateDone) || c.state.CompareAndSwap(stateNew, stateDone) ||
+		c.state.CompareAndSwap(stateParked, stateDone)
+	c.parkMu.Unlock()
+	if closing {
+		c.closeParked()
 	}
+}
+
+// closeNow closes the connection whatever it is doing (a timeout,
+// Close): as closeParked, after marking a connection asked to park closed,
+// so that its goroutine ends it rather than parks it.
+func (c *conn) closeNow() {
+	c.parkMu.Lock()
+	c.state.CompareAndSwap(stateParked, stateDone)
+	c.parkMu.Unlock()
+	c.closeParked()
+}
+
+// closeParked closes the connection, and ends it when it is parked (it has
+// no goroutine to notice the close); a goroutine waiting on it sees the
+// close and ends it itself.
+func (c *conn) closeParked() {
+	_ = c.rwc.Close()
+	if p := c.srv.poller; p != nil && p.unpark(c) {
+		c.end()
+	}
+}
+
+// requestPark asks the goroutine of a connection idle since the last
+// sweep to end (see Server.ParkIdleAfter): it wakes it with a read
+// deadline in the past, and the goroutine parks the connection (park).
+func (c *conn) requestPark() {
+	c.parkMu.Lock()
+	defer c.parkMu.Unlock()
+	if c.state.CompareAndSwap(stateIdle, stateParked) {
+		_ = c.rwc.SetReadDeadline(aLongTimeAgo())
+	}
+}
+
+// errParked ends serve without ending the connection: it is parked.
+var errParked = errors.New("h1server: connection parked")
+
+// park is called by the connection's goroutine when its wait for a request
+// ended in an error while the park was asked for: it clears the deadline
+// and hands the connection to the idlePoller, and reports whether it did
+// (the goroutine must then return without touching the connection). When
+// the poller refuses, the connection goes back to waiting with its
+// goroutine; when it was closed meanwhile, the error stands.
+func (c *conn) park() (parked, retry bool) {
+	c.parkMu.Lock()
+	defer c.parkMu.Unlock()
+	if c.state.Load() != stateParked {
+		return false, false
+	}
+	_ = c.rwc.SetReadDeadline(time.Time{})
+	if c.srv.poller.park(c) {
+		return true, false
+	}
+	c.noPark.Store(true)
+	c.state.Store(stateIdle)
+	return false, true
+}
+
+// leavePark takes a connection asked to park, or parked, whose next
+// request has come back to reading it: the park's deadline is cleared.
+// False when it was closed meanwhile.
+func (c *conn) leavePark() bool {
+	c.parkMu.Lock()
+	defer c.parkMu.Unlock()
+	if !c.state.CompareAndSwap(stateParked, stateHeader) {
+		return false
+	}
+	_ = c.rwc.SetReadDeadline(time.Time{})
+	return true
 }
 
 func (c *conn) getReader() *bufio.Reader {
@@ -264,11 +366,23 @@ func (c *conn) waitForRequest() error {
 		c.putReader(c.br)
 		c.br = nil
 	}
-	c.idleErr = nil
-	if err := c.idle.ReadWhenReady(c.awaitFn); err != nil {
-		return err
+	for {
+		c.idleErr = nil
+		err := c.idle.ReadWhenReady(c.awaitFn)
+		if err == nil {
+			return c.idleErr
+		}
+		if c.state.Load() != stateParked {
+			return err
+		}
+		parked, retry := c.park()
+		switch {
+		case parked:
+			return errParked
+		case !retry:
+			return err
+		}
 	}
-	return c.idleErr
 }
 
 // awaitRequest is waitForRequest's callback: it takes a read buffer and

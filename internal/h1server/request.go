@@ -28,7 +28,7 @@ func (c *conn) readRequest() (*http.Request, *requestContext, error) {
 	// accept for a connection's first request).
 	if !c.state.CompareAndSwap(stateNew, stateHeader) {
 		c.since.Store(c.srv.clock.Load())
-		if !c.state.CompareAndSwap(stateIdle, stateHeader) {
+		if !c.state.CompareAndSwap(stateIdle, stateHeader) && !c.leavePark() {
 			return nil, nil, errClosed
 		}
 	}

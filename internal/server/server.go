@@ -69,6 +69,15 @@ type Server struct {
 	acceptLog acceptLog
 }
 
+// parkIdleAfter is h1server's ParkIdleAfter for limits.client_park_after:
+// 0 there never parks (h1server takes a negative value for that).
+func parkIdleAfter(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
 // listenerServer is what serves a public listener: h1server.Server on
 // plain listeners; on TLS ones, tlsServer, which hands HTTP/1.x to
 // h1server and HTTP/2 (by ALPN) to net/http's server.
@@ -277,6 +286,7 @@ func (s *Server) Start() error {
 			// bare 431.
 			MaxHeaderBytes: limit.HeaderReadCap(int64(cfg.Limits.RequestHeaderBytes)),
 			ErrorLog:       errLog,
+			ParkIdleAfter:  parkIdleAfter(cfg.Limits.ClientParkAfter.Duration),
 		}
 		var srv listenerServer = h1
 		if l.TLS != nil {
