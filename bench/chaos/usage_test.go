@@ -1,10 +1,6 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"io"
-	"strings"
 	"testing"
 
 	"github.com/gatewise/gatewise/bench/internal/benchkit"
@@ -22,11 +18,8 @@ func TestRefusedCommandLines(t *testing.T) {
 		{[]string{"-gatewise", "/bin/true", "-proxies", "gatewise,nope"}, "unknown proxy \"nope\""},
 		{[]string{"-proxies", "nginx"}, "chaos: -gatewise BIN is required"},
 	} {
-		err := run(context.Background(), tc.args, io.Discard, io.Discard)
-		var stderr strings.Builder
-		code := benchkit.ExitCode("chaos", err, &stderr)
-		if !errors.Is(err, benchkit.ErrUsage) || code != 2 || !strings.Contains(stderr.String(), tc.want) {
-			t.Errorf("%q: exit %d, %q (%v); want exit 2 with %q", tc.args, code, stderr.String(), err, tc.want)
+		if err := benchkit.CheckRefused("chaos", run, tc.args, tc.want); err != nil {
+			t.Error(err)
 		}
 	}
 }

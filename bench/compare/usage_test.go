@@ -1,10 +1,6 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"io"
-	"strings"
 	"testing"
 
 	"github.com/gatewise/gatewise/bench/internal/benchkit"
@@ -23,11 +19,8 @@ func TestRefusedCommandLines(t *testing.T) {
 		{[]string{"-contenders", "nginx,nope"}, "unknown contender \"nope\""},
 		{[]string{"-scenarios", ","}, "compare: -scenarios: nothing to run\n"},
 	} {
-		err := run(context.Background(), tc.args, io.Discard, io.Discard)
-		var stderr strings.Builder
-		code := benchkit.ExitCode("compare", err, &stderr)
-		if !errors.Is(err, benchkit.ErrUsage) || code != 2 || !strings.Contains(stderr.String(), tc.want) {
-			t.Errorf("%q: exit %d, %q (%v); want exit 2 with %q", tc.args, code, stderr.String(), err, tc.want)
+		if err := benchkit.CheckRefused("compare", run, tc.args, tc.want); err != nil {
+			t.Error(err)
 		}
 	}
 }

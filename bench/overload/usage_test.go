@@ -1,10 +1,6 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"io"
-	"strings"
 	"testing"
 
 	"github.com/gatewise/gatewise/bench/internal/benchkit"
@@ -21,11 +17,8 @@ func TestRefusedCommandLines(t *testing.T) {
 		{[]string{"-slots", "0"}, "overload: -slots 0: want 1 to 1000\n"},
 		{[]string{"-runs", "nope"}, "unknown contender \"nope\""},
 	} {
-		err := run(context.Background(), tc.args, io.Discard, io.Discard)
-		var stderr strings.Builder
-		code := benchkit.ExitCode("overload", err, &stderr)
-		if !errors.Is(err, benchkit.ErrUsage) || code != 2 || !strings.Contains(stderr.String(), tc.want) {
-			t.Errorf("%q: exit %d, %q (%v); want exit 2 with %q", tc.args, code, stderr.String(), err, tc.want)
+		if err := benchkit.CheckRefused("overload", run, tc.args, tc.want); err != nil {
+			t.Error(err)
 		}
 	}
 }
