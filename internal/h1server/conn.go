@@ -372,7 +372,9 @@ func (c *conn) waitForRequest() error {
 		if err == nil {
 			return c.idleErr
 		}
-		if c.state.Load() != stateParked {
+		// Only the park's deadline parks.
+		var ne net.Error
+		if c.state.Load() != stateParked || !errors.As(err, &ne) || !ne.Timeout() {
 			return err
 		}
 		parked, retry := c.park()
@@ -411,12 +413,31 @@ func (c *conn) awaitTLSRequest() error {
 		c.putReader(c.br)
 		c.br = nil
 	}
-	n, err := c.tlsConn.Read(c.tlsFirst[:])
-	if n == 0 {
+	var n int
+	for {
+		var err error
+		n, err = c.tlsConn.Read(c.tlsFirst[:])
+		if n > 0 {
+			break
+		}
 		if err == nil {
 			err = io.ErrNoProgress
 		}
-		return err
+		// Only the park's deadline parks: a timeout, which crypto/tls
+		// survives (a record cut by it is read on at the next Read).
+		// Anything else (the visitor's close_notify or FIN) ends the
+		// connection, parked or not.
+		var ne net.Error
+		if c.state.Load() != stateParked || !errors.As(err, &ne) || !ne.Timeout() {
+			return err
+		}
+		parked, retry := c.park()
+		switch {
+		case parked:
+			return errParked
+		case !retry:
+			return err
+		}
 	}
 	// An error with the byte comes again at the next read.
 	c.src.pending = c.tlsFirst[:n]

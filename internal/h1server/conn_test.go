@@ -568,7 +568,7 @@ func TestIdleConnectionsHoldNoReadBuffer(t *testing.T) {
 			return func() *rawClient { return ts.dial(t) }
 		}},
 		{"TLS", func(t *testing.T, opt func(*Server)) func() *rawClient {
-			addr := startTLSServer(t, http.HandlerFunc(okPath), opt)
+			addr, _ := startTLSServer(t, http.HandlerFunc(okPath), opt)
 			return func() *rawClient { c, _ := dialTLS(t, addr); return c }
 		}},
 	} {

@@ -70,43 +70,60 @@ func waitParkState(t *testing.T, s *Server, conns, parked, serving int) {
 }
 
 // TestParkIdleConnections: connections idle past ParkIdleAfter lose their
-// goroutine and keep working: their next requests (a GET, a POST with a
-// body read after the park's deadline was cleared, a pipelined pair) are
-// answered on them; a visitor that closes a parked connection ends it.
+// goroutine and keep working, plain and over TLS: their next requests (a
+// GET, a POST with a body read after the park's deadline was cleared, a
+// pipelined pair) are answered on them; a visitor that closes a parked
+// connection ends it.
 func TestParkIdleConnections(t *testing.T) {
-	ts := start(t, http.HandlerFunc(echoBody), parking(20*time.Millisecond))
-	const n = 20
-	cs := make([]*rawClient, n)
-	for i := range cs {
-		cs[i] = ts.dial(t)
-		if _, body := cs[i].roundTrip("GET /1 HTTP/1.1\r\nHost: h\r\n\r\n"); body != "/1 " {
-			t.Fatalf("connection %d: %q", i, body)
-		}
+	for _, tc := range []struct {
+		name  string
+		start func(t *testing.T) (*Server, func() *rawClient)
+	}{
+		{"plain", func(t *testing.T) (*Server, func() *rawClient) {
+			ts := start(t, http.HandlerFunc(echoBody), parking(20*time.Millisecond))
+			return ts.Server, func() *rawClient { return ts.dial(t) }
+		}},
+		{"TLS", func(t *testing.T) (*Server, func() *rawClient) {
+			addr, s := startTLSServer(t, http.HandlerFunc(echoBody), parking(20*time.Millisecond))
+			return s, func() *rawClient { c, _ := dialTLS(t, addr); return c }
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, dial := tc.start(t)
+			const n = 20
+			cs := make([]*rawClient, n)
+			for i := range cs {
+				cs[i] = dial()
+				if _, body := cs[i].roundTrip("GET /1 HTTP/1.1\r\nHost: h\r\n\r\n"); body != "/1 " {
+					t.Fatalf("connection %d: %q", i, body)
+				}
+			}
+			waitParkState(t, s, n, n, 0)
+			for i, c := range cs {
+				c.send("POST /2 HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n")
+				time.Sleep(time.Millisecond) // the body in a read of its own
+				c.send("hello")
+				if _, body := c.read("POST"); body != "/2 hello" {
+					t.Fatalf("connection %d after its park: %q", i, body)
+				}
+			}
+			waitParkState(t, s, n, n, 0)
+			for i, c := range cs {
+				c.send("GET /3 HTTP/1.1\r\nHost: h\r\n\r\nGET /4 HTTP/1.1\r\nHost: h\r\n\r\n")
+				if _, body := c.read("GET"); body != "/3 " {
+					t.Fatalf("connection %d, first of a pipelined pair: %q", i, body)
+				}
+				if _, body := c.read("GET"); body != "/4 " {
+					t.Fatalf("connection %d, second of a pipelined pair: %q", i, body)
+				}
+			}
+			waitParkState(t, s, n, n, 0)
+			for _, c := range cs[:n/2] {
+				_ = c.Close()
+			}
+			waitParkState(t, s, n/2, n/2, 0)
+		})
 	}
-	waitParkState(t, ts.Server, n, n, 0)
-	for i, c := range cs {
-		c.send("POST /2 HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n")
-		time.Sleep(time.Millisecond) // the body in a read of its own
-		c.send("hello")
-		if _, body := c.read("POST"); body != "/2 hello" {
-			t.Fatalf("connection %d after its park: %q", i, body)
-		}
-	}
-	waitParkState(t, ts.Server, n, n, 0)
-	for i, c := range cs {
-		c.send("GET /3 HTTP/1.1\r\nHost: h\r\n\r\nGET /4 HTTP/1.1\r\nHost: h\r\n\r\n")
-		if _, body := c.read("GET"); body != "/3 " {
-			t.Fatalf("connection %d, first of a pipelined pair: %q", i, body)
-		}
-		if _, body := c.read("GET"); body != "/4 " {
-			t.Fatalf("connection %d, second of a pipelined pair: %q", i, body)
-		}
-	}
-	waitParkState(t, ts.Server, n, n, 0)
-	for _, c := range cs[:n/2] {
-		_ = c.Close()
-	}
-	waitParkState(t, ts.Server, n/2, n/2, 0)
 }
 
 // TestParkedConnectionsClose: parked connections are closed by the idle

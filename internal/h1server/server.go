@@ -25,7 +25,7 @@
 // leaving and a pipelined request's bytes wait in the read buffer),
 // graceful Shutdown and Close with http.ErrServerClosed.
 //
-// A plain connection idle for ParkIdleAfter (5 s) is parked on Linux: its
+// A connection idle for ParkIdleAfter (5 s) is parked on Linux: its
 // goroutine ends, one epoll set for the whole server watches its socket,
 // and a new goroutine serves its next request (see idlePoller). The idle
 // and header timeouts, Shutdown and Close treat it as any idle connection.
@@ -109,8 +109,8 @@ type Server struct {
 	// above and the delay before a long request's visitor is watched.
 	// 0 means DefaultTick.
 	Tick time.Duration
-	// ParkIdleAfter is how long a plain (not TLS) keep-alive connection
-	// waits for its next request before its goroutine ends, on Linux:
+	// ParkIdleAfter is how long a keep-alive connection waits for its
+	// next request before its goroutine ends, on Linux:
 	// the connection is parked, its socket watched by one epoll set for
 	// the whole server, and a goroutine starts again when the next
 	// request comes (or the visitor closes). A parked connection keeps
@@ -420,7 +420,7 @@ func (s *Server) sweepConns(now int64, expired, park []*conn) ([]*conn, []*conn)
 			switch {
 			case idle > 0 && since > idle:
 				expired = append(expired, c)
-			case s.poller != nil && c.idle != nil && since >= parkAfter && !c.noPark.Load():
+			case s.poller != nil && c.raw != nil && (c.idle != nil || c.tlsConn != nil) && since >= parkAfter && !c.noPark.Load():
 				park = append(park, c)
 			}
 		case stateParked:

@@ -20,12 +20,13 @@ import (
 // and returns a client to it, closed at the end of the test.
 func startTLS(t *testing.T, h http.Handler, opt ...func(*Server)) (*rawClient, *tls.Conn) {
 	t.Helper()
-	return dialTLS(t, startTLSServer(t, h, opt...))
+	addr, _ := startTLSServer(t, h, opt...)
+	return dialTLS(t, addr)
 }
 
 // startTLSServer serves h over TLS (crypto/tls over sockio, as gatewise
-// does) until the test ends, and returns its address.
-func startTLSServer(t *testing.T, h http.Handler, opt ...func(*Server)) string {
+// does) until the test ends, and returns its address and server.
+func startTLSServer(t *testing.T, h http.Handler, opt ...func(*Server)) (string, *Server) {
 	t.Helper()
 	// httptest's certificate, for 127.0.0.1; the client does not check it.
 	certSrv := httptest.NewUnstartedServer(nil)
@@ -52,7 +53,7 @@ func startTLSServer(t *testing.T, h http.Handler, opt ...func(*Server)) string {
 			t.Error("Serve did not return after Close")
 		}
 	})
-	return ln.Addr().String()
+	return ln.Addr().String(), s
 }
 
 // dialTLS returns a TLS client to addr, closed at the end of the test.
