@@ -372,19 +372,28 @@ func (c *conn) waitForRequest() error {
 		if err == nil {
 			return c.idleErr
 		}
-		// Only the park's deadline parks.
-		var ne net.Error
-		if c.state.Load() != stateParked || !errors.As(err, &ne) || !ne.Timeout() {
-			return err
-		}
-		parked, retry := c.park()
-		switch {
-		case parked:
-			return errParked
-		case !retry:
+		if retry, err := c.waitFailed(err); !retry {
 			return err
 		}
 	}
+}
+
+// waitFailed says what a failed wait for a request means. Only the park's
+// deadline parks: a timeout while the park is asked for, which crypto/tls
+// survives too (a record cut by it is read on at the next Read). Then the
+// error is errParked, or, when the poller refused, retry is true and the
+// connection waits again with its goroutine. Anything else (the visitor's
+// FIN or close_notify, a close) is the wait's error, parked or not.
+func (c *conn) waitFailed(err error) (retry bool, _ error) {
+	var ne net.Error
+	if c.state.Load() != stateParked || !errors.As(err, &ne) || !ne.Timeout() {
+		return false, err
+	}
+	parked, retry := c.park()
+	if parked {
+		return false, errParked
+	}
+	return retry, err
 }
 
 // awaitRequest is waitForRequest's callback: it takes a read buffer and
@@ -423,19 +432,7 @@ func (c *conn) awaitTLSRequest() error {
 		if err == nil {
 			err = io.ErrNoProgress
 		}
-		// Only the park's deadline parks: a timeout, which crypto/tls
-		// survives (a record cut by it is read on at the next Read).
-		// Anything else (the visitor's close_notify or FIN) ends the
-		// connection, parked or not.
-		var ne net.Error
-		if c.state.Load() != stateParked || !errors.As(err, &ne) || !ne.Timeout() {
-			return err
-		}
-		parked, retry := c.park()
-		switch {
-		case parked:
-			return errParked
-		case !retry:
+		if retry, err := c.waitFailed(err); !retry {
 			return err
 		}
 	}
