@@ -10,16 +10,11 @@ import (
 // so the script removes its work directory) and says why on one line,
 // before anything runs.
 func TestRefusedCommandLines(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"-workers", "0"}, "chaos: -workers 0: want 1 to 1024\n"},
-		{[]string{"-gatewise", "/bin/true", "-proxies", "gatewise,nope"}, "unknown proxy \"nope\""},
-		{[]string{"-proxies", "nginx"}, "chaos: -gatewise BIN is required"},
-	} {
-		if err := benchkit.CheckRefused("chaos", run, tc.args, tc.want); err != nil {
-			t.Error(err)
-		}
+	for _, err := range benchkit.CheckRefused("chaos", run, []benchkit.RefusedCase{
+		{Args: []string{"-workers", "0"}, Want: "chaos: -workers 0: want 1 to 1024\n"},
+		{Args: []string{"-gatewise", "/bin/true", "-proxies", "gatewise,nope"}, Want: "unknown proxy \"nope\""},
+		{Args: []string{"-proxies", "nginx"}, Want: "chaos: -gatewise BIN is required"},
+	}) {
+		t.Error(err)
 	}
 }

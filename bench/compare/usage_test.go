@@ -10,17 +10,12 @@ import (
 // so the script removes its work directory) and says why on one line,
 // before anything runs.
 func TestRefusedCommandLines(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"-rounds", "12"}, "compare: -rounds 12: want 1 to 9\n"},
-		{[]string{"-scenarios", "small,nope"}, "unknown scenario \"nope\""},
-		{[]string{"-contenders", "nginx,nope"}, "unknown contender \"nope\""},
-		{[]string{"-scenarios", ","}, "compare: -scenarios: nothing to run\n"},
-	} {
-		if err := benchkit.CheckRefused("compare", run, tc.args, tc.want); err != nil {
-			t.Error(err)
-		}
+	for _, err := range benchkit.CheckRefused("compare", run, []benchkit.RefusedCase{
+		{Args: []string{"-rounds", "12"}, Want: "compare: -rounds 12: want 1 to 9\n"},
+		{Args: []string{"-scenarios", "small,nope"}, Want: "unknown scenario \"nope\""},
+		{Args: []string{"-contenders", "nginx,nope"}, Want: "unknown contender \"nope\""},
+		{Args: []string{"-scenarios", ","}, Want: "compare: -scenarios: nothing to run\n"},
+	}) {
+		t.Error(err)
 	}
 }

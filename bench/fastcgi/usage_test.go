@@ -10,15 +10,10 @@ import (
 // so the script removes its work directory) and says why on one line,
 // before anything runs.
 func TestRefusedCommandLines(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"-children", "0"}, "fastcgi: -children 0: want 1 to 256\n"},
-		{[]string{"-runs", "nope"}, "unknown contender \"nope\""},
-	} {
-		if err := benchkit.CheckRefused("fastcgi", run, tc.args, tc.want); err != nil {
-			t.Error(err)
-		}
+	for _, err := range benchkit.CheckRefused("fastcgi", run, []benchkit.RefusedCase{
+		{Args: []string{"-children", "0"}, Want: "fastcgi: -children 0: want 1 to 256\n"},
+		{Args: []string{"-runs", "nope"}, Want: "unknown contender \"nope\""},
+	}) {
+		t.Error(err)
 	}
 }

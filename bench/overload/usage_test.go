@@ -10,15 +10,10 @@ import (
 // so the script removes its work directory) and says why on one line,
 // before anything runs.
 func TestRefusedCommandLines(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"-slots", "0"}, "overload: -slots 0: want 1 to 1000\n"},
-		{[]string{"-runs", "nope"}, "unknown contender \"nope\""},
-	} {
-		if err := benchkit.CheckRefused("overload", run, tc.args, tc.want); err != nil {
-			t.Error(err)
-		}
+	for _, err := range benchkit.CheckRefused("overload", run, []benchkit.RefusedCase{
+		{Args: []string{"-slots", "0"}, Want: "overload: -slots 0: want 1 to 1000\n"},
+		{Args: []string{"-runs", "nope"}, Want: "unknown contender \"nope\""},
+	}) {
+		t.Error(err)
 	}
 }

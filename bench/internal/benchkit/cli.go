@@ -95,16 +95,26 @@ func runRecovered(ctx context.Context, run func(ctx context.Context, args []stri
 	return run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 }
 
-// CheckRefused runs a benchmark program's run with args, as Main would,
-// and returns nil when it refused them as a usage error (exit status 2)
-// with stderr holding want, else what happened instead. It is for the
-// programs' tests of their command lines.
-func CheckRefused(name string, run func(ctx context.Context, args []string, stdout, stderr io.Writer) error, args []string, want string) error {
-	err := run(context.Background(), args, io.Discard, io.Discard)
-	var stderr strings.Builder
-	code := ExitCode(name, err, &stderr)
-	if !errors.Is(err, ErrUsage) || code != 2 || !strings.Contains(stderr.String(), want) {
-		return fmt.Errorf("%q: exit %d, %q (%v); want exit 2 with %q", args, code, stderr.String(), err, want)
+// RefusedCase is a command line a program must refuse (Args), and what its
+// one line must say (Want).
+type RefusedCase struct {
+	Args []string
+	Want string
+}
+
+// CheckRefused runs a benchmark program's run with each case's args, as
+// Main would, and returns one error for each case that was not refused as
+// a usage error (exit status 2) with stderr holding its Want. It is for
+// the programs' tests of their command lines.
+func CheckRefused(name string, run func(ctx context.Context, args []string, stdout, stderr io.Writer) error, cases []RefusedCase) []error {
+	var errs []error
+	for _, tc := range cases {
+		err := run(context.Background(), tc.Args, io.Discard, io.Discard)
+		var stderr strings.Builder
+		code := ExitCode(name, err, &stderr)
+		if !errors.Is(err, ErrUsage) || code != 2 || !strings.Contains(stderr.String(), tc.Want) {
+			errs = append(errs, fmt.Errorf("%q: exit %d, %q (%v); want exit 2 with %q", tc.Args, code, stderr.String(), err, tc.Want))
+		}
 	}
-	return nil
+	return errs
 }

@@ -82,3 +82,32 @@ func TestRunRecoveredTurnsAPanicIntoAnError(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", code, stderr.String())
 	}
 }
+
+// CheckRefused reports each case that was not refused as a usage error
+// with its line: accepted, failed otherwise, or refused saying something
+// else.
+func TestCheckRefused(t *testing.T) {
+	run := func(_ context.Context, args []string, _, _ io.Writer) error {
+		switch args[0] {
+		case "usage":
+			return Usagef("-n %s: want 1 to 9", args[1])
+		case "fail":
+			return errors.New("nginx is missing")
+		}
+		return nil
+	}
+	errs := CheckRefused("prog", run, []RefusedCase{
+		{Args: []string{"usage", "10"}, Want: "prog: -n 10: want 1 to 9\n"},
+		{Args: []string{"usage", "11"}, Want: "want 2 to 8"},
+		{Args: []string{"fail"}, Want: "missing"},
+		{Args: []string{"ok"}, Want: ""},
+	})
+	if len(errs) != 3 {
+		t.Fatalf("got %d errors, want 3 (all but the first case): %v", len(errs), errs)
+	}
+	for i, want := range []string{`"11"`, `"fail"`, `"ok"`} {
+		if !strings.Contains(errs[i].Error(), want) {
+			t.Errorf("error %d: %v, want it to name %s", i, errs[i], want)
+		}
+	}
+}
