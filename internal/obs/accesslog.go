@@ -63,6 +63,9 @@ func NewRequestID() string {
 
 // AccessLog is the outermost middleware: it gives each request its ID and a
 // Record, counts it, and writes one JSON line per request when it ends.
+// The ID is the visitor's X-Request-Id when SaneRequestID accepts it,
+// else a new one (NewRequestID); it is the Record's ID, and the request's
+// headers are left as they came (the proxy sends the ID upstream).
 type AccessLog struct {
 	// Out receives one JSON line per request, each in a single Write: it
 	// must be safe for concurrent use and keep each Write whole (a file,
@@ -88,11 +91,12 @@ func (a *AccessLog) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := now()
 		q := &request{parent: r.Context()}
+		// The visitor's headers are left as they came (no insertion
+		// into the map per request): the proxy sends the record's ID
+		// upstream in place of the visitor's.
 		id := httpsyntax.HeaderValue(r.Header, RequestIDHeader)
 		if !SaneRequestID(id) {
 			id = NewRequestID()
-			q.id[0] = id
-			r.Header[RequestIDHeader] = q.id[:1:1] // as Header.Set, canonical already
 		}
 		rec := &q.rec
 		rec.ID, rec.Start = id, start
@@ -135,16 +139,15 @@ func (a *AccessLog) Wrap(next http.Handler) http.Handler {
 
 // request is what the access log allocates for a request, in one piece
 // rather than one allocation each: the request's context (its parent's,
-// carrying the record: see RecordFrom), the record, the status writer, the
-// body counter, and the backing array of a generated X-Request-Id. It is
-// never reused, so whatever keeps a part of it after the request (a
-// retry's goroutine, an upgraded connection) finds it intact.
+// carrying the record: see RecordFrom), the record, the status writer and
+// the body counter. It is never reused, so whatever keeps a part of it
+// after the request (a retry's goroutine, an upgraded connection) finds
+// it intact.
 type request struct {
 	parent context.Context
 	rec    Record
 	sw     statusWriter
 	body   countingBody
-	id     [1]string
 }
 
 // Deadline returns the parent's deadline.

@@ -46,8 +46,8 @@ type baseKey struct{}
 
 // TestAccessLogRequestContext checks what the access log gives the next
 // handler, through a real server: the record in the request's context with
-// the request ID of the header (kept when sane, else a new one set in the
-// header), the server's own context values, and the server's cancellation
+// the request ID of the header (kept when sane, else a new one), the
+// request's header as the visitor sent it, the server's own context values, and the server's cancellation
 // when the visitor leaves, which a context derived from it sees too.
 func TestAccessLogRequestContext(t *testing.T) {
 	t.Parallel()
@@ -106,8 +106,8 @@ func TestAccessLogRequestContext(t *testing.T) {
 		_, _ = io.Copy(io.Discard, res.Body)
 		_ = res.Body.Close()
 		s := <-got
-		if s.recID != s.headerID {
-			t.Errorf("%s: record ID %q, header %q: want the same", tt.desc, s.recID, s.headerID)
+		if s.headerID != tt.sent {
+			t.Errorf("%s: header %q, want %q as sent", tt.desc, s.headerID, tt.sent)
 		}
 		if tt.keep && s.recID != tt.sent {
 			t.Errorf("%s: ID %q, want %q", tt.desc, s.recID, tt.sent)

@@ -118,6 +118,9 @@ func (t *attemptTransport) roundTrip(req *http.Request, ex *exchange, now time.T
 		tr.now, tr.systemClock = h.now, h.systemClock
 		tr.bodiless = body == nil
 		tr.wantFields = ex != nil
+		if ex != nil {
+			tr.added = ex.added
+		}
 		res, ce := t.attempt(req, rec, target, body, tr, start)
 		if ce == nil {
 			if ex != nil {

@@ -24,10 +24,12 @@ import (
 // the ReverseProxy. Both paths run the same attempts, retries, causes,
 // error responses and header rules.
 //
-// start is a reading of the handler's clock taken just before, used as the
-// time of the direct path's first attempt.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, pp *poolProxy, start time.Time) {
+// id is the request's ID (its record's), sent upstream as X-Request-Id in
+// place of the visitor's. start is a reading of the handler's clock taken
+// just before, used as the time of the direct path's first attempt.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, pp *poolProxy, id string, start time.Time) {
 	if !directForwardable(r) {
+		setRequestID(r.Header, id)
 		pp.rp.ServeHTTP(w, r)
 		return
 	}
@@ -35,7 +37,19 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, pp *poolProxy,
 	ex.interim.w = w
 	ex.trace.interim = &ex.interim
 	removeHopByHop(r.Header)
-	h.forwardingHeaders(r, r.Header, ex.fwd[:])
+	if _, ok := pp.pool.Transport.(observedRoundTripper); ok {
+		// The gateway's transport writes them after the map's fields
+		// (fieldsTrace.AddedFields): no insertions into the map.
+		added := h.forwardingFields(r, r.Header, ex.fwd[:0])
+		if httpsyntax.HeaderValue(r.Header, obs.RequestIDHeader) != id {
+			delete(r.Header, obs.RequestIDHeader)
+			added = append(added, obs.RequestIDHeader, id)
+		}
+		ex.added = added
+	} else {
+		setRequestID(r.Header, id)
+		h.setForwardingHeaders(r, r.Header)
+	}
 	r.Close = false
 	res, err := pp.attempts.roundTrip(r, ex, start)
 	if err != nil {
@@ -139,9 +153,10 @@ func h1ResponseOf(w http.ResponseWriter) h1Response {
 // of it is reused: it lives as long as the longest of its parts.
 type exchange struct {
 	trace attemptTrace
-	// fwd: X-Forwarded-For, X-Forwarded-Host, X-Forwarded-Proto and Via
-	// of the request (see forwardingHeaders).
-	fwd [4]string
+	// fwd: the fields added to the request, as name, value pairs: the
+	// forwarding fields (see forwardingFields) and X-Request-Id.
+	fwd   [maxForwardingFields]string
+	added []string // fwd's pairs in use
 	// res: X-Request-Id and Via of the response (see modifyResponseOf),
 	// and its Content-Length when its fields are relayed (relayFields).
 	res [3]string
@@ -369,20 +384,20 @@ func removeHopByHop(h http.Header) {
 	}
 }
 
-// forwardingHeaders sets, in out, the headers that tell the upstream who
-// the visitor is and that the request went through the gateway:
-// X-Forwarded-For, -Host and -Proto (from trusted proxies, the prior
-// values are kept and appended to; from anyone else they are replaced, and
-// when x_forwarded is off they are removed), Forwarded when configured,
-// and Via. out may be in.Header itself. The single values are set as
-// capacity-limited slices of vals, which needs room for four (nil: one is
-// allocated when needed).
-func (h *Handler) forwardingHeaders(in *http.Request, out http.Header, vals []string) {
-	if vals == nil && (h.xForwarded || h.via) {
-		vals = make([]string, 4)
-	}
+// forwardingFields returns dst with the fields that tell the upstream who
+// the visitor is and that the request went through the gateway appended
+// as name, value pairs: X-Forwarded-For, -Host and -Proto (from trusted
+// proxies, the prior values are kept and appended to; from anyone else
+// they are replaced, and when x_forwarded is off they are removed),
+// Forwarded when configured, and Via. It deletes from out, which may be
+// in.Header itself, the visitor's fields they replace; those the pairs
+// add to (a trusted proxy's Forwarded, a prior Via) stay in out, and the
+// pairs come after them. The values are substrings of the request's or
+// constants (Forwarded's excepted), so with room in dst nothing is
+// allocated.
+func (h *Handler) forwardingFields(in *http.Request, out http.Header, dst []string) []string {
 	trusted := inPrefixes(in.RemoteAddr, h.trusted)
-	xff, fwd := in.Header["X-Forwarded-For"], in.Header["Forwarded"]
+	xff := in.Header["X-Forwarded-For"]
 	xfh, xfp := httpsyntax.HeaderValue(in.Header, "X-Forwarded-Host"), httpsyntax.HeaderValue(in.Header, "X-Forwarded-Proto")
 	delete(out, "X-Forwarded-For")
 	delete(out, "X-Forwarded-Host")
@@ -392,8 +407,7 @@ func (h *Handler) forwardingHeaders(in *http.Request, out http.Header, vals []st
 			if trusted && len(xff) > 0 {
 				ip = strings.Join(xff, ", ") + ", " + ip
 			}
-			vals[0] = ip
-			out["X-Forwarded-For"] = vals[0:1:1]
+			dst = append(dst, "X-Forwarded-For", ip)
 		}
 		host, proto := in.Host, "http"
 		if in.TLS != nil {
@@ -405,23 +419,38 @@ func (h *Handler) forwardingHeaders(in *http.Request, out http.Header, vals []st
 		if trusted && xfp != "" {
 			proto = xfp
 		}
-		vals[1], vals[2] = host, proto
-		out["X-Forwarded-Host"] = vals[1:2:2]
-		out["X-Forwarded-Proto"] = vals[2:3:3]
+		dst = append(dst, "X-Forwarded-Host", host, "X-Forwarded-Proto", proto)
 	}
 	if h.forwarded {
-		var prior []string
-		if trusted {
-			prior = fwd
+		if !trusted {
+			delete(out, "Forwarded")
 		}
-		out["Forwarded"] = append(append([]string(nil), prior...), forwardedElement(in))
+		dst = append(dst, "Forwarded", forwardedElement(in))
 	}
 	if h.via {
-		if prior := out["Via"]; len(prior) > 0 {
-			out["Via"] = append(prior, viaValue(in.ProtoMajor, in.ProtoMinor))
-		} else {
-			vals[3] = viaValue(in.ProtoMajor, in.ProtoMinor)
-			out["Via"] = vals[3:4:4]
-		}
+		dst = append(dst, "Via", viaValue(in.ProtoMajor, in.ProtoMinor))
+	}
+	return dst
+}
+
+// setForwardingHeaders puts the forwarding fields (forwardingFields) into
+// out, after the values it keeps.
+func (h *Handler) setForwardingHeaders(in *http.Request, out http.Header) {
+	var arr [maxForwardingFields]string
+	pairs := h.forwardingFields(in, out, arr[:0])
+	for i := 0; i+1 < len(pairs); i += 2 {
+		out[pairs[i]] = append(out[pairs[i]], pairs[i+1])
+	}
+}
+
+// maxForwardingFields is the room the fields the direct path adds need:
+// forwardingFields' five pairs and X-Request-Id.
+const maxForwardingFields = 12
+
+// setRequestID makes id the request's X-Request-Id in h, in place of the
+// visitor's (which is id itself when the visitor's was kept).
+func setRequestID(h http.Header, id string) {
+	if httpsyntax.HeaderValue(h, obs.RequestIDHeader) != id {
+		h[obs.RequestIDHeader] = []string{id} // as Header.Set, canonical already
 	}
 }

@@ -247,10 +247,11 @@ func inPrefixes(remoteAddr string, prefixes []netip.Prefix) bool {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := obs.RecordFrom(r.Context())
 	if rec == nil {
+		// No access log in front: the ID is given here, as it would
+		// have (forward sends it upstream).
 		id := httpsyntax.HeaderValue(r.Header, obs.RequestIDHeader)
 		if !obs.SaneRequestID(id) {
 			id = obs.NewRequestID()
-			r.Header.Set(obs.RequestIDHeader, id)
 		}
 		rec = obs.NewRecord(id, h.now())
 		r = r.WithContext(obs.WithRecord(r.Context(), rec))
@@ -292,7 +293,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		r = r.WithContext(ctx)
 	}
-	h.forward(w, r, rt.pool, start)
+	h.forward(w, r, rt.pool, rec.ID, start)
 }
 
 // congestion reports whether a failure is a sign the pool is overloaded
@@ -306,7 +307,7 @@ func congestion(id cause.ID) bool {
 // attemptTransport.
 func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.Host = pr.In.Host // the visitor's Host goes through, as Caddy and Traefik do
-	h.forwardingHeaders(pr.In, pr.Out.Header, nil)
+	h.setForwardingHeaders(pr.In, pr.Out.Header)
 }
 
 // forwardedElement returns the RFC 7239 element for this hop.

@@ -47,6 +47,9 @@ type attemptTrace struct {
 	// (fieldsTrace), into fields, on the direct path.
 	wantFields bool
 	fields     *upstream.Fields
+	// added: the fields the direct path adds to the request, as name,
+	// value pairs (fieldsTrace.AddedFields).
+	added []string
 	// resent: the request went again on another connection (Resending).
 	resent bool
 }
@@ -57,6 +60,10 @@ type attemptTrace struct {
 // fields as they are (see Handler.relayFields). It is called on the
 // request's goroutine, the one that reads fields.
 type fieldsTrace struct{ *attemptTrace }
+
+// AddedFields returns the forwarding fields the direct path adds to the
+// request (upstream.FieldAdder).
+func (f fieldsTrace) AddedFields() []string { return f.added }
 
 // GotFields keeps the response's fields.
 func (a fieldsTrace) GotFields(f *upstream.Fields) { a.fields = f }

@@ -31,6 +31,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/gatewise/gatewise/internal/config"
+	"github.com/gatewise/gatewise/internal/faults"
 )
 
 // echoed is what an echo upstream saw of a request.
@@ -861,5 +862,44 @@ func TestRouting(t *testing.T) {
 				t.Errorf("route: got %v, want %s", got, want)
 			}
 		})
+	}
+}
+
+// TestForwardingHeadersOnRetry checks that a request retried on another
+// target carries the forwarding fields and its X-Request-Id there too,
+// once each: the direct path adds them at each write, not in the
+// visitor's header map.
+func TestForwardingHeadersOnRetry(t *testing.T) {
+	t.Parallel()
+	dead, err := faults.DeadAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, oneTargetConfig("http://"+dead, startEcho(t, "app")))
+	for i := range 10 {
+		req, err := http.NewRequest(http.MethodGet, g.url+"/retried", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "app.example.test"
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET %d: %v", i, err)
+		}
+		e := decodeEcho(t, res)
+		for k, want := range map[string]string{
+			"X-Forwarded-For":   "127.0.0.1",
+			"X-Forwarded-Host":  "app.example.test",
+			"X-Forwarded-Proto": "http",
+			"Via":               "1.1 gatewise",
+			"X-Request-Id":      res.Header.Get("X-Request-Id"),
+		} {
+			if got := e.Header.Values(k); len(got) != 1 || got[0] != want {
+				t.Errorf("GET %d: upstream %s: got %q, want [%q]", i, k, got, want)
+			}
+		}
+	}
+	if n := sumMetric(g.metrics(t), "gatewise_retries_total{"); n < 1 {
+		t.Fatalf("retries: got %v, want at least 1 (the dead target was never tried first)", n)
 	}
 }

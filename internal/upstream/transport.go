@@ -467,6 +467,20 @@ type InterimObserver interface {
 	Got1xxResponse(code int, header http.Header) error
 }
 
+// FieldAdder is an Observer that adds header fields to the request it
+// follows, written after those of the request's header map: a proxy's
+// own fields (X-Forwarded-For, Via) then need no insertions into the
+// visitor's map, and it is not changed.
+type FieldAdder interface {
+	Observer
+	// AddedFields returns the fields to add as name, value pairs, names
+	// in canonical form. A pair whose name is not a token, or whose
+	// value holds a CR, LF or NUL, is left out, as the map's are. It is
+	// called each time the request is written (once more when it is
+	// sent again on another connection).
+	AddedFields() []string
+}
+
 // FieldsObserver is an Observer that takes the final response's header
 // fields as they came (Fields) rather than as a header map, to relay them
 // without building one: the response the transport returns has a nil
@@ -1128,7 +1142,11 @@ func (cc *clientConn) sendPending() error {
 
 // sendRequest writes req and flushes it, then reports the write to o.
 func (cc *clientConn) sendRequest(req *http.Request, scheme string, o Observer) error {
-	err := cc.writeRequest(req, scheme)
+	var added []string
+	if fa, ok := o.(FieldAdder); ok {
+		added = fa.AddedFields()
+	}
+	err := cc.writeRequest(req, scheme, added)
 	if err == nil {
 		err = cc.bw.Flush()
 	}
@@ -1203,8 +1221,9 @@ func (cc *clientConn) bodyBuffered(req *http.Request, res *http.Response) bool {
 }
 
 // writeRequest writes the request line, the headers and the body into the
-// connection's buffer; scheme is the target's.
-func (cc *clientConn) writeRequest(req *http.Request, scheme string) error {
+// connection's buffer; scheme is the target's, added the name, value
+// pairs written after the header map's fields (see FieldAdder).
+func (cc *clientConn) writeRequest(req *http.Request, scheme string, added []string) error {
 	w := cc.bw
 	uri := req.URL.RequestURI()
 	if strings.HasPrefix(req.URL.Opaque, "//") && req.URL.Scheme != scheme {
@@ -1250,10 +1269,12 @@ func (cc *clientConn) writeRequest(req *http.Request, scheme string) error {
 			if httpsyntax.BreaksField(v) {
 				continue // never a header split on its way to the upstream
 			}
-			w.WriteString(k)
-			w.WriteString(": ")
-			w.WriteString(v)
-			w.WriteString("\r\n")
+			writeField(w, k, v)
+		}
+	}
+	for i := 0; i+1 < len(added); i += 2 {
+		if k, v := added[i], added[i+1]; validHeaderName(k) && !httpsyntax.BreaksField(v) {
+			writeField(w, k, v)
 		}
 	}
 	if req.Close && req.Header.Get("Connection") == "" {
@@ -1330,6 +1351,14 @@ func (cc *clientConn) writeRequest(req *http.Request, scheme string) error {
 	}
 	_, err := w.WriteString("\r\n")
 	return err
+}
+
+// writeField writes one header field line, "k: v".
+func writeField(w *bufio.Writer, k, v string) {
+	w.WriteString(k)
+	w.WriteString(": ")
+	w.WriteString(v)
+	w.WriteString("\r\n")
 }
 
 // methodExpectsBody reports whether a request with this method and no body

@@ -676,6 +676,58 @@ func (o *fieldsObserver) Got1xxResponse(code int, h http.Header) error {
 	return nil
 }
 
+// addingObserver adds header fields to the request (FieldAdder).
+type addingObserver struct {
+	fieldsObserver
+	added []string
+}
+
+func (o *addingObserver) AddedFields() []string { return o.added }
+
+// TestTransportAddedFields: a FieldAdder's fields are written after the
+// header map's, in their order, and those that would break the head (a
+// name that is not a token, a value with CR, LF or NUL) are left out, as
+// the map's are.
+func TestTransportAddedFields(t *testing.T) {
+	t.Parallel()
+	srv, ch := captureServer(t)
+	tr := newTestTransport(t, TransportOptions{MaxIdleConnsPerHost: 4})
+	req, err := http.NewRequest(http.MethodGet, "http://192.0.2.1:9/p", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header["Via"] = []string{"1.0 earlier"}
+	o := &addingObserver{added: []string{
+		"X-Forwarded-For", "127.0.0.1",
+		"Via", "1.1 gatewise",
+		"Bad Name", "x",
+		"X-Evil", "a\r\nInjected: yes",
+		"X-Nul", "a\x00",
+		"X-Odd", // a name without its value: ignored
+	}}
+	res, err := tr.RoundTripTarget(req, "http", srv.addr, time.Time{}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	_ = res.Body.Close()
+	got := wait(t, ch, "the request").req.Header
+	if v := got["Via"]; !slices.Equal(v, []string{"1.0 earlier", "1.1 gatewise"}) {
+		t.Errorf("Via %q, want the map's value, then the added one", v)
+	}
+	if v := got["X-Forwarded-For"]; !slices.Equal(v, []string{"127.0.0.1"}) {
+		t.Errorf("X-Forwarded-For %q, want [127.0.0.1]", v)
+	}
+	for _, k := range []string{"Bad Name", "X-Evil", "Injected", "X-Nul", "X-Odd"} {
+		if v, ok := got[k]; ok {
+			t.Errorf("%s %q sent, want it left out", k, v)
+		}
+	}
+	if len(req.Header) != 1 {
+		t.Errorf("the request's header map changed: %q", req.Header)
+	}
+}
+
 // timedObserver takes the first byte's time from the transport
 // (TimedObserver) and counts the first-byte events of each kind.
 type timedObserver struct {
