@@ -1,8 +1,10 @@
 package obs
 
 import (
+	"maps"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,28 +41,44 @@ type Metrics struct {
 	// The series each request touches, by their label values: a map
 	// lookup instead of the vector's label hashing and checks. No series
 	// is ever deleted, so a handle stays valid.
-	seriesMu       sync.RWMutex
-	requestSeries  map[requestKey]prometheus.Counter
-	durationSeries map[string]prometheus.Observer
-	attemptSeries  map[poolTarget]prometheus.Counter
-	ttfbSeries     map[string]prometheus.Observer
+	requestSeries  seriesMap[requestKey, prometheus.Counter]
+	durationSeries seriesMap[string, prometheus.Observer]
+	attemptSeries  seriesMap[poolTarget, prometheus.Counter]
+	ttfbSeries     seriesMap[string, prometheus.Observer]
 }
 
-// series returns the handle under k in m (made by make when missing).
-func series[K comparable, V any](mu *sync.RWMutex, m *map[K]V, k K, make func() V) V {
-	mu.RLock()
-	v, ok := (*m)[k]
-	mu.RUnlock()
-	if ok {
-		return v
+// seriesMap holds a metric's series handles by their labels. A lookup
+// reads an immutable map through an atomic pointer, without a lock: the
+// requests of every core look their series up at once, and a read lock's
+// shared counter would bounce between the cores on each. A missing series
+// is added under mu, to a copy of the map (series are few and added once).
+type seriesMap[K comparable, V any] struct {
+	mu sync.Mutex
+	m  atomic.Pointer[map[K]V]
+}
+
+// get returns the handle under k (made by make when missing).
+func (s *seriesMap[K, V]) get(k K, make func() V) V {
+	if m := s.m.Load(); m != nil {
+		if v, ok := (*m)[k]; ok {
+			return v
+		}
 	}
-	v = make()
-	mu.Lock()
-	if *m == nil {
-		*m = map[K]V{}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.m.Load()
+	if old != nil {
+		if v, ok := (*old)[k]; ok {
+			return v
+		}
 	}
-	(*m)[k] = v
-	mu.Unlock()
+	m := map[K]V{}
+	if old != nil {
+		m = maps.Clone(*old)
+	}
+	v := make()
+	m[k] = v
+	s.m.Store(&m)
 	return v
 }
 
@@ -180,17 +198,17 @@ func (m *Metrics) codeLabel(code int) string {
 
 // ObserveRequest counts a finished request.
 func (m *Metrics) ObserveRequest(route string, code int, id cause.ID, d time.Duration) {
-	series(&m.seriesMu, &m.requestSeries, requestKey{route: route, code: code, cause: id}, func() prometheus.Counter {
+	m.requestSeries.get(requestKey{route: route, code: code, cause: id}, func() prometheus.Counter {
 		return m.requests.WithLabelValues(route, m.codeLabel(code), string(id))
 	}).Inc()
-	series(&m.seriesMu, &m.durationSeries, route, func() prometheus.Observer {
+	m.durationSeries.get(route, func() prometheus.Observer {
 		return m.requestDuration.WithLabelValues(route)
 	}).Observe(d.Seconds())
 }
 
 // ObserveAttempt counts an attempt to target of pool.
 func (m *Metrics) ObserveAttempt(pool, target string) {
-	series(&m.seriesMu, &m.attemptSeries, poolTarget{pool: pool, target: target}, func() prometheus.Counter {
+	m.attemptSeries.get(poolTarget{pool: pool, target: target}, func() prometheus.Counter {
 		return m.upstreamAttempts.WithLabelValues(pool, target)
 	}).Inc()
 }
@@ -202,7 +220,7 @@ func (m *Metrics) ObserveFailure(pool, target string, id cause.ID) {
 
 // ObserveFirstByte records the time to first byte of an attempt to pool.
 func (m *Metrics) ObserveFirstByte(pool string, d time.Duration) {
-	series(&m.seriesMu, &m.ttfbSeries, pool, func() prometheus.Observer {
+	m.ttfbSeries.get(pool, func() prometheus.Observer {
 		return m.upstreamTTFB.WithLabelValues(pool)
 	}).Observe(d.Seconds())
 }

@@ -76,7 +76,7 @@ type Transport struct {
 	buffers sync.Pool // *[]byte of 32 KiB
 
 	mu    sync.Mutex
-	idle  map[connKey][]*clientConn
+	idle  map[connKey]*idleList
 	nIdle int
 	sweep *time.Timer
 	// sweepFast: the sweep is set to run after sweepEvery (else after
@@ -134,7 +134,7 @@ func NewTransport(o TransportOptions) *Transport {
 		maxHeaderBytes:        o.MaxResponseHeaderBytes,
 		learner:               o.Learner,
 		now:                   o.Now,
-		idle:                  make(map[connKey][]*clientConn),
+		idle:                  make(map[connKey]*idleList),
 	}
 	if t.dial == nil {
 		d := &net.Dialer{Timeout: 10 * time.Second}
@@ -174,8 +174,11 @@ type connKey struct {
 
 // clientConn is one connection to a target, with its buffers.
 type clientConn struct {
-	t         *Transport
-	key       connKey
+	t   *Transport
+	key connKey
+	// list, guarded by t.mu, is the idle list of key the connection
+	// last went into (see idleListOf).
+	list      *idleList
 	conn      net.Conn // the TLS connection for https
 	raw       *Conn    // the counting connection under it; may be nil
 	br        *bufio.Reader
@@ -556,14 +559,15 @@ func (t *Transport) dialTraced(ctx context.Context, key connKey, o Observer, tra
 // there is none, and ends its watch (see watchIdle) if it has one.
 func (t *Transport) popIdle(key connKey) *clientConn {
 	t.mu.Lock()
-	l := t.idle[key]
-	if len(l) == 0 {
+	il := t.idle[key]
+	if il == nil || len(il.conns) == 0 {
 		t.mu.Unlock()
 		return nil
 	}
+	l := il.conns
 	cc := l[len(l)-1]
 	l[len(l)-1] = nil
-	t.idle[key] = l[:len(l)-1]
+	il.conns = l[:len(l)-1]
 	t.nIdle--
 	done := cc.watchDone
 	cc.watchDone = nil
@@ -582,19 +586,49 @@ func (t *Transport) popIdle(key connKey) *clientConn {
 // removeIdle takes cc out of its target's idle list, keeping the list's
 // order; false when it is not there. The caller holds t.mu.
 func (t *Transport) removeIdle(cc *clientConn) bool {
-	l := t.idle[cc.key]
-	i := slices.Index(l, cc)
+	il := t.idleListOf(cc)
+	i := slices.Index(il.conns, cc)
 	if i < 0 {
 		return false
 	}
-	l = slices.Delete(l, i, i+1)
-	if len(l) == 0 {
-		delete(t.idle, cc.key)
-	} else {
-		t.idle[cc.key] = l
+	il.conns = slices.Delete(il.conns, i, i+1)
+	if len(il.conns) == 0 {
+		t.dropIdleList(cc.key, il)
 	}
 	t.nIdle--
 	return true
+}
+
+// idleList is the idle connections to one target, from the longest idle
+// to the latest. A connection keeps the list it went into, so that it
+// goes back without a lookup by its key; a list taken out of the pool's
+// map is marked gone, and the next connection to its target makes a new
+// one. Guarded by the Transport's mu.
+type idleList struct {
+	conns []*clientConn
+	gone  bool
+}
+
+// idleListOf returns cc's target's idle list, made when missing. The
+// caller holds t.mu.
+func (t *Transport) idleListOf(cc *clientConn) *idleList {
+	if cc.list != nil && !cc.list.gone {
+		return cc.list
+	}
+	il := t.idle[cc.key]
+	if il == nil {
+		il = new(idleList)
+		t.idle[cc.key] = il
+	}
+	cc.list = il
+	return il
+}
+
+// dropIdleList takes the empty list il of key out of the pool's map. The
+// caller holds t.mu.
+func (t *Transport) dropIdleList(key connKey, il *idleList) {
+	il.gone = true
+	delete(t.idle, key)
 }
 
 // watchIdle waits on the socket of a pooled connection, parked in the
@@ -776,12 +810,13 @@ func (t *Transport) putIdle(cc *clientConn) {
 		cc.raw.lastRead.Store(cc.idleSince.UnixNano())
 	}
 	t.mu.Lock()
-	if t.closed || len(t.idle[cc.key]) >= t.idleCeiling() {
+	il := t.idleListOf(cc)
+	if t.closed || len(il.conns) >= t.idleCeiling() {
 		t.mu.Unlock()
 		cc.close()
 		return
 	}
-	t.idle[cc.key] = append(t.idle[cc.key], cc)
+	il.conns = append(il.conns, cc)
 	t.nIdle++
 	if cc.peeker != nil {
 		// To be watched after sweepEvery: the sweep must come by then.
@@ -837,9 +872,10 @@ func (t *Transport) sweepIdle() {
 	var watch []*clientConn
 	t.mu.Lock()
 	t.youngIdle = false
-	for key, l := range t.idle {
+	for key, il := range t.idle {
 		// The list runs from the longest idle to the latest, so the
 		// surplus closed is the longest idle.
+		l := il.conns
 		surplus := len(l) - t.maxIdlePerHost
 		kept := l[:0]
 		for _, cc := range l {
@@ -863,10 +899,9 @@ func (t *Transport) sweepIdle() {
 			}
 		}
 		clear(l[len(kept):])
+		il.conns = kept
 		if len(kept) == 0 {
-			delete(t.idle, key)
-		} else {
-			t.idle[key] = kept
+			t.dropIdleList(key, il)
 		}
 	}
 	for _, cc := range watch {
@@ -904,15 +939,16 @@ func (t *Transport) scheduleSweep() {
 func (t *Transport) requeue(cc *clientConn, done chan struct{}) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.closed || len(t.idle[cc.key]) >= t.idleCeiling() {
+	il := t.idleListOf(cc)
+	if t.closed || len(il.conns) >= t.idleCeiling() {
 		cc.close()
 		return false
 	}
 	// Older than anything pooled since it was taken: at the bottom.
-	l := append(t.idle[cc.key], nil)
+	l := append(il.conns, nil)
 	copy(l[1:], l)
 	l[0] = cc
-	t.idle[cc.key] = l
+	il.conns = l
 	t.nIdle++
 	cc.watchDone = done
 	if t.sweep == nil {
@@ -925,11 +961,14 @@ func (t *Transport) requeue(cc *clientConn, done chan struct{}) bool {
 func (t *Transport) CloseIdleConnections() {
 	t.mu.Lock()
 	idle := t.idle
-	t.idle = make(map[connKey][]*clientConn)
+	t.idle = make(map[connKey]*idleList)
 	t.nIdle = 0
+	for _, il := range idle {
+		il.gone = true
+	}
 	t.mu.Unlock()
-	for _, l := range idle {
-		for _, cc := range l {
+	for _, il := range idle {
+		for _, cc := range il.conns {
 			cc.close()
 		}
 	}

@@ -777,8 +777,8 @@ func TestTransportTimedObserver(t *testing.T) {
 		tr.mu.Lock()
 		defer tr.mu.Unlock()
 		for _, l := range tr.idle {
-			if len(l) == 1 {
-				return l[0].idleSince
+			if len(l.conns) == 1 {
+				return l.conns[0].idleSince
 			}
 		}
 		t.Fatal("no pooled connection")
@@ -1218,6 +1218,50 @@ func TestTransportCloseIdleConnections(t *testing.T) {
 	fetch(t, tr, nil, srv.url("/"))
 	if n := srv.accepts.Load(); n != 2 {
 		t.Errorf("%d connections, want 2", n)
+	}
+}
+
+// TestTransportReturnAfterCloseIdle: a connection carrying a request while
+// CloseIdleConnections empties the pool (or the sweep drops its target's
+// empty list) goes back into the pool when its answer ends, and is reused
+// and closed from there like any other.
+func TestTransportReturnAfterCloseIdle(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{}, 4)
+	srv := newRawServer(t, eachRequest(func(c net.Conn, _ *bufio.Reader, _ *http.Request) bool {
+		// The head and one byte, the rest when released: the round trip
+		// returns with the connection still busy.
+		if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\no"); err != nil {
+			return false
+		}
+		select {
+		case <-release:
+		case <-time.After(guard):
+			return false
+		}
+		_, err := io.WriteString(c, "k")
+		return err == nil
+	}))
+	tr := newTestTransport(t, TransportOptions{MaxIdleConnsPerHost: 4})
+	for i, emptied := range []func(){tr.CloseIdleConnections, tr.sweepIdle} {
+		res, err := roundTrip(tr, nil, http.MethodGet, srv.url("/"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		emptied()
+		release <- struct{}{}
+		if b, err := io.ReadAll(res.Body); err != nil || string(b) != "ok" {
+			t.Fatalf("case %d: body %q, %v", i, b, err)
+		}
+		_ = res.Body.Close()
+		if idle, _ := poolState(tr); idle != 1 {
+			t.Fatalf("case %d: %d idle connections after the answer, want 1", i, idle)
+		}
+	}
+	release <- struct{}{}
+	fetch(t, tr, nil, srv.url("/"))
+	if n := srv.accepts.Load(); n != 1 {
+		t.Errorf("%d connections, want the one reused", n)
 	}
 }
 
@@ -2207,7 +2251,7 @@ func poolState(tr *Transport) (idle, watched int) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	for _, l := range tr.idle {
-		for _, cc := range l {
+		for _, cc := range l.conns {
 			idle++
 			if cc.watchDone != nil {
 				watched++
