@@ -32,10 +32,12 @@ type response struct {
 	chunked       bool
 	closeAfter    bool  // the connection closes after this answer
 	contentLength int64 // the declared length, -1 when unknown
-	written       int64
-	pending       []byte   // body held before the head is written
-	trailers      []string // names the handler declared in "Trailer"
-	err           error    // sticky write error
+	// setLength is a length given by SetContentLength, -1 when none.
+	setLength int64
+	written   int64
+	pending   []byte   // body held before the head is written
+	trailers  []string // names the handler declared in "Trailer"
+	err       error    // sticky write error
 
 	expectContinue bool // the visitor waits for "100 Continue"
 	sentContinue   bool
@@ -58,7 +60,7 @@ func (w *response) reset(req *http.Request) {
 	if cap(fields) > maxKeptFields {
 		fields = nil
 	}
-	*w = response{c: w.c, req: req, header: w.header, pending: w.pending[:0], fields: fields, contentLength: -1, expectContinue: expect}
+	*w = response{c: w.c, req: req, header: w.header, pending: w.pending[:0], fields: fields, contentLength: -1, setLength: -1, expectContinue: expect}
 }
 
 // release drops what the finished answer refers to, so that an idle
@@ -119,6 +121,18 @@ func (w *response) AdoptHeader(old, h http.Header) bool {
 	return true
 }
 
+// SetContentLength declares the final answer's length as a Content-Length
+// field in the header map would, without a map entry: the field is
+// written with the head and frames the answer. A Content-Length in the
+// map wins over it; a negative n, or a call after the head is written, is
+// ignored.
+func (w *response) SetContentLength(n int64) {
+	if w.committed || w.c.hijacked || n < 0 {
+		return
+	}
+	w.setLength = n
+}
+
 // WriteHeader sends an interim (1xx) answer at once, or sets the final
 // status. The head of an answer whose length is known (a Content-Length,
 // a status without body) is written into the buffer now; otherwise it
@@ -136,7 +150,7 @@ func (w *response) WriteHeader(code int) {
 		return
 	}
 	w.status, w.wroteHeader = code, true
-	if cl, ok := w.header["Content-Length"]; (ok && len(cl) > 0) || !bodyAllowedForStatus(code) {
+	if cl, ok := w.header["Content-Length"]; (ok && len(cl) > 0) || w.setLength >= 0 || !bodyAllowedForStatus(code) {
 		w.commit(false)
 	}
 }
@@ -365,6 +379,7 @@ func (w *response) commit(final bool) {
 	isHead := req.Method == http.MethodHead
 	bodyOK := bodyAllowedForStatus(w.status)
 	computed := int64(-1)
+	lengthField := false // Content-Length is written from setLength
 	delete(h, "Transfer-Encoding")
 	if tr := h["Trailer"]; len(tr) > 0 {
 		for _, v := range tr {
@@ -384,12 +399,16 @@ func (w *response) commit(final bool) {
 			// have ignored): frame it ourselves.
 			delete(h, "Content-Length")
 		}
+	} else if w.setLength >= w.written {
+		w.contentLength = w.setLength
+		lengthField = true
 	}
 	if !bodyOK {
 		// As net/http: no length on a 1xx or 204, and a 304 carries
 		// neither the length nor the type of what did not change.
 		delete(h, "Content-Length")
 		w.contentLength = -1
+		lengthField = false
 		if w.status == http.StatusNotModified {
 			delete(h, "Content-Type")
 		}
@@ -447,9 +466,9 @@ func (w *response) commit(final bool) {
 	if _, ok := h["Date"]; !ok && !w.hasDate {
 		_, _ = bw.Write(*c.srv.date.Load())
 	}
-	if computed >= 0 && (computed > 0 || !isHead) {
+	if lengthField || computed >= 0 && (computed > 0 || !isHead) {
 		_, _ = bw.WriteString("Content-Length: ")
-		_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), computed, 10))
+		_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), w.contentLength, 10))
 		_, _ = bw.WriteString("\r\n")
 	}
 	if w.chunked {

@@ -59,6 +59,26 @@ func TestFraming(t *testing.T) {
 			w.Header().Set("Etag", `"x"`)
 			w.WriteHeader(http.StatusNotModified)
 		},
+		// SetContentLength: a length without a map entry.
+		"/set": func(w http.ResponseWriter, r *http.Request) {
+			w.(lengthSetter).SetContentLength(5)
+			_, _ = io.WriteString(w, "hello")
+		},
+		"/set-map": func(w http.ResponseWriter, r *http.Request) {
+			w.(lengthSetter).SetContentLength(9)
+			w.Header().Set("Content-Length", "5") // the map's wins
+			_, _ = io.WriteString(w, "hello")
+		},
+		"/set-204": func(w http.ResponseWriter, r *http.Request) {
+			w.(lengthSetter).SetContentLength(3)
+			w.WriteHeader(http.StatusNoContent)
+		},
+		"/set-late": func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, "part1 ")
+			w.(http.Flusher).Flush()
+			w.(lengthSetter).SetContentLength(11) // the head is out: ignored
+			_, _ = io.WriteString(w, "part2")
+		},
 	})
 	cases := []struct {
 		req, body string
@@ -82,6 +102,12 @@ func TestFraming(t *testing.T) {
 		{"GET /small HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "small answer", 200, 12, nil, false},
 		{"GET /big HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", big, 200, -1, nil, true},
 		{"GET /small HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", "small answer", 200, 12, nil, true},
+		{"GET /set HTTP/1.1\r\nHost: h\r\n\r\n", "hello", 200, 5, nil, false},
+		{"HEAD /set HTTP/1.1\r\nHost: h\r\n\r\n", "", 200, 5, nil, false},
+		{"GET /set HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "hello", 200, 5, nil, false},
+		{"GET /set-map HTTP/1.1\r\nHost: h\r\n\r\n", "hello", 200, 5, nil, false},
+		{"GET /set-204 HTTP/1.1\r\nHost: h\r\n\r\n", "", 204, 0, nil, false},
+		{"GET /set-late HTTP/1.1\r\nHost: h\r\n\r\n", "part1 part2", 200, -1, []string{"chunked"}, false},
 	}
 	for _, tc := range cases {
 		name, _, _ := strings.Cut(tc.req, "\r")
@@ -109,6 +135,10 @@ func TestFraming(t *testing.T) {
 		})
 	}
 }
+
+// lengthSetter is the server's answer declaring its length without a map
+// entry (as the proxy relays an upstream's).
+type lengthSetter interface{ SetContentLength(n int64) }
 
 func errString(err error) string {
 	if err == nil {
@@ -228,20 +258,31 @@ func TestContentLengthMismatch(t *testing.T) {
 			w.Header().Set("Content-Length", "10")
 			_, _ = io.WriteString(w, "abc")
 		},
+		"/set-over": func(w http.ResponseWriter, r *http.Request) {
+			w.(lengthSetter).SetContentLength(3)
+			_, err := io.WriteString(w, "abcd")
+			got <- err
+		},
+		"/set-under": func(w http.ResponseWriter, r *http.Request) {
+			w.(lengthSetter).SetContentLength(10)
+			_, _ = io.WriteString(w, "abc")
+		},
 	})
-	c := ts.dial(t)
-	c.send("GET /over HTTP/1.1\r\nHost: h\r\n\r\n")
-	if err := <-got; !errors.Is(err, http.ErrContentLength) {
-		t.Errorf("write over the length: %v", err)
-	}
-	c = ts.dial(t)
-	c.send("GET /under HTTP/1.1\r\nHost: h\r\n\r\n")
-	resp, err := http.ReadResponse(c.br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.ReadAll(resp.Body); !errors.Is(err, io.ErrUnexpectedEOF) {
-		t.Errorf("short body read: %v, want the connection closed under it", err)
+	for _, how := range []string{"", "set-"} {
+		c := ts.dial(t)
+		c.send("GET /" + how + "over HTTP/1.1\r\nHost: h\r\n\r\n")
+		if err := <-got; !errors.Is(err, http.ErrContentLength) {
+			t.Errorf("/%sover: write over the length: %v", how, err)
+		}
+		c = ts.dial(t)
+		c.send("GET /" + how + "under HTTP/1.1\r\nHost: h\r\n\r\n")
+		resp, err := http.ReadResponse(c.br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadAll(resp.Body); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("/%sunder: short body read: %v, want the connection closed under it", how, err)
+		}
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
-	"strconv"
 	"strings"
 	"time"
 
@@ -123,6 +122,8 @@ type h1Response interface {
 	// AddField and AddFieldString add a field after the map's.
 	AddField(name, value []byte)
 	AddFieldString(name, value string)
+	// SetContentLength declares the answer's length without a map entry.
+	SetContentLength(n int64)
 }
 
 // h1ResponseOf returns the h1Response beneath w's wrappers, when every
@@ -157,9 +158,8 @@ type exchange struct {
 	// forwarding fields (see forwardingFields) and X-Request-Id.
 	fwd   [maxForwardingFields]string
 	added []string // fwd's pairs in use
-	// res: X-Request-Id and Via of the response (see modifyResponseOf),
-	// and its Content-Length when its fields are relayed (relayFields).
-	res [3]string
+	// res: X-Request-Id and Via of the response (see modifyResponseOf).
+	res [2]string
 	// fields: the response's header fields, when the transport gave them
 	// raw (see fieldsTrace).
 	fields  *upstream.Fields
@@ -340,7 +340,7 @@ func (h *Handler) relayFields(w http.ResponseWriter, res *http.Response, ex *exc
 		fa.AddFieldString("Proxy-Status", proxyStatusReceived(res.StatusCode))
 	}
 	if hasCL {
-		w.Header()["Content-Length"] = single(ex.res[:], 2, strconv.FormatInt(res.ContentLength, 10))
+		fa.SetContentLength(res.ContentLength)
 	}
 	return true
 }
