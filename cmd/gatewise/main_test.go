@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatewise/gatewise/internal/testkit"
 )
 
 // gatewiseBin is the binary TestMain builds.
@@ -415,18 +417,13 @@ func (p *process) checkNoCrash(t *testing.T) {
 	}
 }
 
-// freeAddr returns a loopback address with a port nothing listens on now.
+// freeAddr returns a loopback address with a port nothing listens on now,
+// below the kernel's ephemeral range (testkit.FreePort): a port picked
+// from that range could become the source port of one of the connections
+// the tests around make before gatewise binds it.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
+	return testkit.FreePort(t)
 }
 
 // waitListening polls until addr accepts connections (10s at most).

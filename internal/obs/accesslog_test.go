@@ -133,7 +133,13 @@ func TestAccessLogRequestContext(t *testing.T) {
 		t.Errorf("visitor gone: the derived context's cause %v, want context.Canceled", s.cause)
 	}
 
+	// The last line is written when the handler returns, after it
+	// reported what it saw: wait for it (bounded).
 	lines := out.lines(t)
+	for deadline := time.Now().Add(10 * time.Second); len(lines) < len(tests)+1 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+		lines = out.lines(t)
+	}
 	if len(lines) != len(tests)+1 {
 		t.Fatalf("%d access-log lines, want %d", len(lines), len(tests)+1)
 	}
