@@ -103,9 +103,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
+	// opts.Now stays nil when not given: each part then reads time.Now
+	// itself and knows its clock is the system's, so that the proxy and
+	// its transports share readings (proxy.Handler's systemClock).
 	s := &Server{opts: opts, log: opts.Logger, causes: cause.NewTable(), reg: prometheus.NewRegistry(), errs: make(chan error, 8)}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newLoadCollector(s))
 	m, err := obs.NewMetrics(s.reg)
