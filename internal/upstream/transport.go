@@ -586,7 +586,10 @@ func (t *Transport) popIdle(key connKey) *clientConn {
 // removeIdle takes cc out of its target's idle list, keeping the list's
 // order; false when it is not there. The caller holds t.mu.
 func (t *Transport) removeIdle(cc *clientConn) bool {
-	il := t.idleListOf(cc)
+	il := cc.list
+	if il == nil || il.gone {
+		return false // a list is dropped empty, or with its connections closed
+	}
 	i := slices.Index(il.conns, cc)
 	if i < 0 {
 		return false
