@@ -477,8 +477,10 @@ type InterimObserver interface {
 type FieldAdder interface {
 	Observer
 	// AddedFields returns the fields to add as name, value pairs, names
-	// in canonical form. A pair whose name is not a token, or whose
-	// value holds a CR, LF or NUL, is left out, as the map's are. It is
+	// in canonical form. A pair whose name is not a token or is one the
+	// transport writes itself (Host, Content-Length, Transfer-Encoding,
+	// Trailer), or whose value holds a CR, LF or NUL, is left out, as the
+	// map's are. It is
 	// called each time the request is written (once more when it is
 	// sent again on another connection).
 	AddedFields() []string
@@ -1295,10 +1297,10 @@ func (cc *clientConn) writeRequest(req *http.Request, scheme string, added []str
 	w.WriteString(host)
 	w.WriteString("\r\n")
 	for k, vs := range req.Header {
-		switch k {
-		case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
+		switch {
+		case framingField(k):
 			continue
-		case "User-Agent":
+		case k == "User-Agent":
 			// An empty value means none, as with net/http.
 			if len(vs) == 0 || vs[0] == "" {
 				continue
@@ -1315,7 +1317,7 @@ func (cc *clientConn) writeRequest(req *http.Request, scheme string, added []str
 		}
 	}
 	for i := 0; i+1 < len(added); i += 2 {
-		if k, v := added[i], added[i+1]; validHeaderName(k) && !httpsyntax.BreaksField(v) {
+		if k, v := added[i], added[i+1]; validHeaderName(k) && !framingField(k) && !httpsyntax.BreaksField(v) {
 			writeField(w, k, v)
 		}
 	}
@@ -1393,6 +1395,16 @@ func (cc *clientConn) writeRequest(req *http.Request, scheme string, added []str
 	}
 	_, err := w.WriteString("\r\n")
 	return err
+}
+
+// framingField reports whether k is a field the transport writes itself
+// (the request's Host and framing), never taken from the caller's.
+func framingField(k string) bool {
+	switch k {
+	case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
+		return true
+	}
+	return false
 }
 
 // writeField writes one header field line, "k: v".

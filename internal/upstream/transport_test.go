@@ -686,8 +686,9 @@ func (o *addingObserver) AddedFields() []string { return o.added }
 
 // TestTransportAddedFields: a FieldAdder's fields are written after the
 // header map's, in their order, and those that would break the head (a
-// name that is not a token, a value with CR, LF or NUL) are left out, as
-// the map's are.
+// name that is not a token, a value with CR, LF or NUL) or that the
+// transport writes itself (Host, the framing) are left out, as the map's
+// are.
 func TestTransportAddedFields(t *testing.T) {
 	t.Parallel()
 	srv, ch := captureServer(t)
@@ -703,6 +704,8 @@ func TestTransportAddedFields(t *testing.T) {
 		"Bad Name", "x",
 		"X-Evil", "a\r\nInjected: yes",
 		"X-Nul", "a\x00",
+		"Host", "other.example", // the transport writes the request's own
+		"Trailer", "X-Late",
 		"X-Odd", // a name without its value: ignored
 	}}
 	res, err := tr.RoundTripTarget(req, "http", srv.addr, time.Time{}, o)
@@ -711,14 +714,18 @@ func TestTransportAddedFields(t *testing.T) {
 	}
 	_, _ = io.Copy(io.Discard, res.Body)
 	_ = res.Body.Close()
-	got := wait(t, ch, "the request").req.Header
+	sent := wait(t, ch, "the request").req
+	got := sent.Header
+	if sent.Host != "192.0.2.1:9" {
+		t.Errorf("Host %q, want the request's", sent.Host)
+	}
 	if v := got["Via"]; !slices.Equal(v, []string{"1.0 earlier", "1.1 gatewise"}) {
 		t.Errorf("Via %q, want the map's value, then the added one", v)
 	}
 	if v := got["X-Forwarded-For"]; !slices.Equal(v, []string{"127.0.0.1"}) {
 		t.Errorf("X-Forwarded-For %q, want [127.0.0.1]", v)
 	}
-	for _, k := range []string{"Bad Name", "X-Evil", "Injected", "X-Nul", "X-Odd"} {
+	for _, k := range []string{"Bad Name", "X-Evil", "Injected", "X-Nul", "X-Odd", "Trailer"} {
 		if v, ok := got[k]; ok {
 			t.Errorf("%s %q sent, want it left out", k, v)
 		}
