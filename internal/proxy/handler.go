@@ -252,8 +252,8 @@ func inPrefixes(remoteAddr string, prefixes []netip.Prefix) bool {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := obs.RecordFrom(r.Context())
 	if rec == nil {
-		// No access log in front: the ID is given here, as it would
-		// have (forward sends it upstream).
+		// No access log in front: the ID is given here, as the access
+		// log would (forward sends it upstream).
 		id := httpsyntax.HeaderValue(r.Header, obs.RequestIDHeader)
 		if !obs.SaneRequestID(id) {
 			id = obs.NewRequestID()

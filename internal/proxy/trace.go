@@ -61,8 +61,8 @@ type attemptTrace struct {
 // request's goroutine, the one that reads fields.
 type fieldsTrace struct{ *attemptTrace }
 
-// AddedFields returns the forwarding fields the direct path adds to the
-// request (upstream.FieldAdder).
+// AddedFields returns the fields the direct path adds to the request: the
+// forwarding fields and X-Request-Id (upstream.FieldAdder).
 func (f fieldsTrace) AddedFields() []string { return f.added }
 
 // GotFields keeps the response's fields.
