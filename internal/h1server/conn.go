@@ -105,6 +105,15 @@ type conn struct {
 	// guarded by the poller's mutex.
 	parkID  uint64
 	inEpoll bool
+
+	// held: the connection's requests are read, answered and waited for
+	// inside one read of its socket (heldread.go), heldFn that callback
+	// bound once, and heldOut what ended the held read. closing: closeNow
+	// was called (its request is cancelled, and no more are read).
+	held    atomic.Bool
+	heldFn  func(io.Reader) bool
+	heldOut heldOutcome
+	closing atomic.Bool
 }
 
 func newConn(s *Server, rw net.Conn) *conn {
@@ -117,6 +126,7 @@ func newConn(s *Server, rw net.Conn) *conn {
 	c.src.c = c
 	if c.idle = readyReaderOf(rw); c.idle != nil {
 		c.awaitFn = c.awaitRequest
+		c.heldFn = c.serveHeld
 	}
 	c.baseCtx = context.WithValue(context.Background(), http.LocalAddrContextKey, rw.LocalAddr())
 	c.since.Store(s.clock.Load())
@@ -158,12 +168,16 @@ func (c *conn) serve() {
 		}
 	}()
 	for {
-		req, cancel, err := c.readRequest()
+		req, cancel, err := c.nextRequest()
 		if err != nil {
 			if errors.Is(err, errParked) {
 				// Another goroutine may own the connection now:
 				// nothing more of it is touched here.
 				parked = true
+				return
+			}
+			if errors.Is(err, errLinger) {
+				c.lingerIfUnread()
 				return
 			}
 			var re *requestError
@@ -172,24 +186,49 @@ func (c *conn) serve() {
 			}
 			return
 		}
-		keep := c.serveRequest(req, cancel)
-		c.resp.release()
-		if !keep || c.srv.closed.Load() {
-			if c.answered && c.resp.err == nil && (!c.bodyDone.Load() || c.br.Buffered() > 0) {
-				// Bytes of the visitor's are unread: a close now
-				// would be a reset that can destroy the answer
-				// before the visitor reads it.
-				c.linger()
-			}
+		switch c.answer(req, cancel) {
+		case answerLinger:
+			c.lingerIfUnread()
+			return
+		case answerClose:
 			return
 		}
-		c.since.Store(c.srv.clock.Load())
-		if !c.state.CompareAndSwap(stateActive, stateIdle) {
-			return
-		}
-		if c.br.Buffered() == 0 {
-			c.putWriter()
-		}
+	}
+}
+
+// answerOutcome is what follows an answer: the next request, or the
+// close (after a linger when the visitor's bytes are unread).
+type answerOutcome int
+
+const (
+	answerNext answerOutcome = iota
+	answerLinger
+	answerClose
+)
+
+// answer serves a request and makes the connection idle again.
+func (c *conn) answer(req *http.Request, cancel *requestContext) answerOutcome {
+	keep := c.serveRequest(req, cancel)
+	c.resp.release()
+	if !keep || c.srv.closed.Load() {
+		return answerLinger
+	}
+	c.since.Store(c.srv.clock.Load())
+	if !c.state.CompareAndSwap(stateActive, stateIdle) {
+		return answerClose // closed meanwhile
+	}
+	if c.br.Buffered() == 0 {
+		c.putWriter()
+	}
+	return answerNext
+}
+
+// lingerIfUnread lingers before the close when bytes of the visitor's are
+// unread after a complete answer: a close now would be a reset that can
+// destroy the answer before the visitor reads it.
+func (c *conn) lingerIfUnread() {
+	if c.answered && c.resp.err == nil && c.br != nil && (!c.bodyDone.Load() || c.br.Buffered() > 0) {
+		c.linger()
 	}
 }
 
@@ -222,10 +261,25 @@ func (c *conn) closeIfIdle() {
 // closeNow closes the connection whatever it is doing (a timeout,
 // Close): as closeParked, after marking a connection asked to park closed,
 // so that its goroutine ends it rather than parks it.
+//
+// A request answered inside a held read holds the socket's descriptor, and
+// a close waits for the read to end: the request is cancelled and the
+// socket shut down first, so that the handler returns at once rather
+// than when it would have.
 func (c *conn) closeNow() {
 	c.parkMu.Lock()
 	c.state.CompareAndSwap(stateParked, stateDone)
 	c.parkMu.Unlock()
+	c.closing.Store(true)
+	c.watchMu.Lock()
+	cancel := c.cancel
+	c.watchMu.Unlock()
+	if cancel != nil {
+		cancel.cancel()
+	}
+	if c.raw != nil && c.idle != nil {
+		_ = c.raw.Control(func(fd uintptr) { _ = syscall.Shutdown(int(fd), syscall.SHUT_RDWR) })
+	}
 	c.closeParked()
 }
 
@@ -332,6 +386,9 @@ type source struct {
 	c       *conn
 	r       io.Reader
 	pending []byte
+	// more: the socket may hold more after the last read (bytes or the
+	// visitor's FIN), or nothing says it does not.
+	more bool
 }
 
 func (s *source) Read(p []byte) (int, error) {
@@ -340,10 +397,24 @@ func (s *source) Read(p []byte) (int, error) {
 		s.pending = s.pending[n:]
 		return n, nil
 	}
-	if s.r != nil {
-		return s.r.Read(p)
+	if s.r == nil {
+		s.more = true
+		return s.c.rwc.Read(p)
 	}
-	return s.c.rwc.Read(p)
+	if pr, ok := s.r.(pendingReader); ok {
+		n, pending, known, err := pr.ReadPending(p)
+		s.more = pending || !known
+		return n, err
+	}
+	s.more = true
+	return s.r.Read(p)
+}
+
+// pendingReader is a reader of the socket that can say whether the socket
+// holds more after a read (sockio's, on Linux: see serveHeld).
+type pendingReader interface {
+	ReportPending() bool
+	ReadPending(p []byte) (n int, pending, known bool, err error)
 }
 
 // waitForRequest waits until the next request's first bytes are in the
@@ -473,6 +544,9 @@ func (c *conn) serveRequest(req *http.Request, cancel *requestContext) bool {
 	c.watchMu.Lock()
 	c.cancel, c.watchAllowed = cancel, true
 	c.watchMu.Unlock()
+	if c.closing.Load() {
+		cancel.cancel() // closeNow came before c.cancel was set
+	}
 	c.since.Store(c.srv.clock.Load())
 	c.state.Store(stateActive)
 
@@ -561,6 +635,10 @@ func (c *conn) startWatch() {
 	if c.raw == nil || !c.bodyDone.Load() {
 		return
 	}
+	if c.held.Load() {
+		c.checkGone()
+		return
+	}
 	c.watchMu.Lock()
 	defer c.watchMu.Unlock()
 	if c.watching || !c.watchAllowed || c.state.Load() != stateActive {
@@ -582,21 +660,45 @@ func (c *conn) watch(cancel *requestContext, done chan struct{}) {
 	}
 	gone := false
 	err := c.raw.Read(func(fd uintptr) bool {
-		n, _, err := syscall.Recvfrom(int(fd), c.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		switch {
-		case n > 0:
-			return true
-		case err == nil:
-			gone = true // the FIN
-			return true
-		case errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.EINTR):
-			return false
-		default:
-			gone = true // a reset
-			return true
-		}
+		said, g := peekGone(fd, &c.peekBuf)
+		gone = g
+		return said
 	})
 	if err == nil && gone {
+		cancel.cancel()
+	}
+}
+
+// peekGone looks at the socket without taking its bytes or waiting: said
+// when it has something to say, gone when that is the visitor's FIN or a
+// reset (not bytes: a pipelined request).
+func peekGone(fd uintptr, buf *[1]byte) (said, gone bool) {
+	n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	switch {
+	case n > 0:
+		return true, false
+	case err == nil:
+		return true, true // the FIN
+	case errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.EINTR):
+		return false, false
+	default:
+		return true, true // a reset
+	}
+}
+
+// checkGone is the watch of a request answered inside a held read, whose
+// socket no other goroutine can wait on: the sweeper looks at the socket
+// once per tick, and cancels the request when the visitor has gone.
+func (c *conn) checkGone() {
+	c.watchMu.Lock()
+	cancel, allowed := c.cancel, c.watchAllowed
+	c.watchMu.Unlock()
+	if !allowed || cancel == nil || c.state.Load() != stateActive {
+		return
+	}
+	var buf [1]byte
+	gone := false
+	if err := c.raw.Control(func(fd uintptr) { _, gone = peekGone(fd, &buf) }); err == nil && gone {
 		cancel.cancel()
 	}
 }
@@ -642,6 +744,9 @@ func aLongTimeAgo() time.Time { return time.Unix(1, 0) }
 func (c *conn) hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if c.hijacked {
 		return nil, nil, http.ErrHijacked
+	}
+	if c.held.Load() {
+		return nil, nil, errHeldHijack
 	}
 	c.stopWatch()
 	bw := c.writer()

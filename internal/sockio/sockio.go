@@ -24,6 +24,11 @@
 // buffer with ReadWhenReady: it asks for the buffer only once the
 // socket's read finds bytes, with the same system calls as a Read.
 //
+// Inside ReadWhenReady's callback, a read can also tell whether the
+// socket holds more after it (bytes or the peer's FIN: TCP_INQ), so that
+// a server answering inside one ReadWhenReady knows when it may wait
+// without reading first (h1server's held read).
+//
 // A client that sends a request and then reads the answer can do both
 // with WriteThenAwaitRead: the request is written from inside the read's
 // wait, so the read that would find nothing before the answer comes is
@@ -64,6 +69,10 @@ type Conn struct {
 	ready   func(io.Reader) bool
 	readyFn func(uintptr) bool
 	nowait  fdReader
+	// inq is whether the kernel reports, with each read, what the socket
+	// holds after it (TCP_INQ: see fdReader.ReportPending): 0 not asked
+	// yet, 1 it does, -1 it refused. Guarded by rmu.
+	inq int8
 
 	wmu  sync.Mutex // serializes Write, and guards the write callback's fields
 	wbuf []byte
