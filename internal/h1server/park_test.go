@@ -236,6 +236,9 @@ func BenchmarkParkedRequest(b *testing.B) {
 			ts := start(b, http.HandlerFunc(echoBody), func(s *Server) { s.Tick = time.Millisecond; s.ParkIdleAfter = after })
 			c := ts.dial(b)
 			get := func() {
+				// A deadline per request: the waits for the park, untimed,
+				// take the whole run past the dial's 10 s.
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 				if _, body := c.roundTrip("GET /x HTTP/1.1\r\nHost: h\r\n\r\n"); body != "/x " {
 					b.Fatalf("body %q", body)
 				}
