@@ -271,12 +271,7 @@ func (c *conn) closeNow() {
 	c.state.CompareAndSwap(stateParked, stateDone)
 	c.parkMu.Unlock()
 	c.closing.Store(true)
-	c.watchMu.Lock()
-	cancel := c.cancel
-	c.watchMu.Unlock()
-	if cancel != nil {
-		cancel.cancel()
-	}
+	c.cancelCurrent()
 	if c.raw != nil && c.idle != nil {
 		_ = c.raw.Control(func(fd uintptr) { _ = syscall.Shutdown(int(fd), syscall.SHUT_RDWR) })
 	}
@@ -621,6 +616,12 @@ func (c *conn) discardBody(reqBody io.ReadCloser) bool {
 // and so do we.
 func (c *conn) noteReadError() {
 	c.readErr.Store(true)
+	c.cancelCurrent()
+}
+
+// cancelCurrent cancels the context of the request the handler runs, if
+// one does.
+func (c *conn) cancelCurrent() {
 	c.watchMu.Lock()
 	cancel := c.cancel
 	c.watchMu.Unlock()
