@@ -4,40 +4,19 @@ import (
 	"bufio"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strings"
-	"syscall"
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/gatewise/gatewise/internal/testkit"
 )
 
 // noPark keeps every connection's goroutine, with no idle timeout: a
 // connection that waited for a request already read would wait forever,
 // where a park (whose epoll set reports what is pending) would hide it.
 func noPark(s *Server) { s.ParkIdleAfter = -1 }
-
-// corkedRequest sends req and the connection's FIN in one segment (the
-// data held back by TCP_CORK until the shutdown pushes both): they arrive
-// together, so the server's poller reports them once.
-func corkedRequest(t *testing.T, c *rawClient, req string) {
-	t.Helper()
-	rc, err := c.Conn.(*net.TCPConn).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_CORK, 1)
-	}); err != nil || serr != nil {
-		t.Fatalf("TCP_CORK: %v %v", err, serr)
-	}
-	c.send(req)
-	if err := c.Conn.(*net.TCPConn).CloseWrite(); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // A visitor that sends a request and its FIN together (a half-close, as
 // `printf ... | nc` does) gets the answer and then the close at once. The
@@ -56,7 +35,7 @@ func TestHeldReadHalfClose(t *testing.T) {
 				t.Fatalf("first answer %q", body)
 			}
 		}
-		corkedRequest(t, c, "GET /last HTTP/1.1\r\nHost: h\r\n\r\n")
+		testkit.SendWithFIN(t, c.Conn, "GET /last HTTP/1.1\r\nHost: h\r\n\r\n")
 		if _, body := c.read("GET"); body != "hello /last" {
 			t.Fatalf("answer %q", body)
 		}

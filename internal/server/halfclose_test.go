@@ -6,15 +6,13 @@ import (
 	"bufio"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/gatewise/gatewise/internal/config"
+	"github.com/gatewise/gatewise/internal/testkit"
 )
 
 // TestHalfCloseThroughGateway: a visitor that sends its request and its
@@ -46,37 +44,14 @@ func TestHalfCloseThroughGateway(t *testing.T) {
 		}
 	}
 	for _, first := range []bool{true, false} {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		br := bufio.NewReader(c)
+		c, br := dialVisitor(t, addr)
 		if !first {
 			if _, err := io.WriteString(c, "GET /before HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 				t.Fatal(err)
 			}
 			read(br, "/before")
 		}
-		// TCP_CORK holds the request back until the shutdown pushes it
-		// with the FIN.
-		rc, err := c.(*net.TCPConn).SyscallConn()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var serr error
-		if err := rc.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_CORK, 1)
-		}); err != nil || serr != nil {
-			t.Fatalf("TCP_CORK: %v %v", err, serr)
-		}
-		if _, err := io.WriteString(c, "GET /last HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.(*net.TCPConn).CloseWrite(); err != nil {
-			t.Fatal(err)
-		}
+		testkit.SendWithFIN(t, c, "GET /last HTTP/1.1\r\nHost: x\r\n\r\n")
 		read(br, "/last")
 		if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
 			t.Fatalf("after the answer to a request sent with the FIN (first on its connection: %v): %v, want the gateway's close", first, err)

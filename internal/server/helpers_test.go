@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -170,4 +171,17 @@ func findLine(lines []map[string]any, want map[string]any) map[string]any {
 		}
 	}
 	return nil
+}
+
+// dialVisitor opens a raw connection to the gateway at addr (host:port),
+// with a 10 s deadline, closed at the end of the test.
+func dialVisitor(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c, bufio.NewReader(c)
 }

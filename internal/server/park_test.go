@@ -58,13 +58,7 @@ func TestClientParkAfter(t *testing.T) {
 		var conns []net.Conn
 		var readers []*bufio.Reader
 		for range 3 {
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-			br := bufio.NewReader(c)
+			c, br := dialVisitor(t, addr)
 			get(c, br, "/1")
 			conns, readers = append(conns, c), append(readers, br)
 		}

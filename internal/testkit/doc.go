@@ -7,4 +7,7 @@
 // accepts connections, fail the test with the server's own output when it
 // does not, and stop the server when the test ends. Nothing is skipped: a
 // missing binary fails the test with the Debian package that provides it.
+//
+// SendWithFIN sends a request and the connection's FIN in one segment, as
+// a half-closing visitor does (Linux).
 package testkit
