@@ -109,7 +109,8 @@ type conn struct {
 	// held: the connection's requests are read, answered and waited for
 	// inside one read of its socket (heldread.go), heldFn that callback
 	// bound once, and heldOut what ended the held read. closing: closeNow
-	// was called (its request is cancelled, and no more are read).
+	// has shut the socket down (a held request is cancelled, and no more
+	// are read).
 	held    atomic.Bool
 	heldFn  func(io.Reader) bool
 	heldOut heldOutcome
@@ -263,17 +264,22 @@ func (c *conn) closeIfIdle() {
 // so that its goroutine ends it rather than parks it.
 //
 // A request answered inside a held read holds the socket's descriptor, and
-// a close waits for the read to end: the request is cancelled and the
-// socket shut down first, so that the handler returns at once rather
-// than when it would have.
+// a close waits for the read to end: the socket is shut down, then the
+// request cancelled, so that its handler returns at once rather than when
+// it would have, and whatever it writes after fails (the visitor sees the
+// connection cut, never an answer the handler gave up on: net/http's
+// default 200 for a handler that wrote nothing). closing is set once the
+// socket is shut down.
 func (c *conn) closeNow() {
 	c.parkMu.Lock()
 	c.state.CompareAndSwap(stateParked, stateDone)
 	c.parkMu.Unlock()
-	c.closing.Store(true)
-	c.cancelCurrent()
 	if c.raw != nil && c.idle != nil {
 		_ = c.raw.Control(func(fd uintptr) { _ = syscall.Shutdown(int(fd), syscall.SHUT_RDWR) })
+	}
+	c.closing.Store(true)
+	if c.held.Load() {
+		c.cancelCurrent()
 	}
 	c.closeParked()
 }
@@ -539,7 +545,7 @@ func (c *conn) serveRequest(req *http.Request, cancel *requestContext) bool {
 	c.watchMu.Lock()
 	c.cancel, c.watchAllowed = cancel, true
 	c.watchMu.Unlock()
-	if c.closing.Load() {
+	if c.closing.Load() && c.held.Load() {
 		cancel.cancel() // closeNow came before c.cancel was set
 	}
 	c.since.Store(c.srv.clock.Load())

@@ -87,15 +87,23 @@ func TestHeldReadPipelinedWhileAnswering(t *testing.T) {
 
 // Close ends a request answered inside a held read at once, even when its
 // handler only waits for its context: the close of a socket whose read is
-// held waits for the read to end, so Close cancels the request first.
+// held waits for the read to end, so Close cancels the request. The
+// visitor sees the connection cut, not the empty 200 the server would
+// send for a handler that returns without writing: the socket is shut
+// down before the cancel.
 func TestHeldReadClose(t *testing.T) {
 	started := make(chan struct{})
+	lateErr := make(chan error, 1)
 	ts := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		close(started)
 		select {
 		case <-r.Context().Done():
 		case <-time.After(time.Minute):
 		}
+		// Cancelled by Close: the socket is already shut down, so
+		// an answer written now cannot reach the visitor.
+		_, _ = io.WriteString(w, "late")
+		lateErr <- http.NewResponseController(w).Flush()
 	}))
 	c := ts.dial(t)
 	c.send("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
@@ -106,6 +114,9 @@ func TestHeldReadClose(t *testing.T) {
 		close(closed)
 	}()
 	waitFor(t, closed, "Close")
+	if err := <-lateErr; err == nil {
+		t.Error("an answer written after Close cancelled the request was sent")
+	}
 	if !c.closed() {
 		t.Error("Close left the connection open")
 	}
