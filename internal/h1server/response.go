@@ -84,7 +84,8 @@ const maxKeptFields = 16 << 10
 // are written as they are), and name must not be a field the server
 // frames the answer by (Content-Length, Transfer-Encoding, Connection,
 // Trailer), which go in the map (the length may instead be given with
-// SetContentLength); a Date keeps the server from adding its own. Fields added after the head is written are dropped.
+// SetContentLength); a Date keeps the server from adding its own. Fields
+// added after the head is written are dropped.
 func (w *response) AddField(name, value []byte) { addField(w, name, value) }
 
 // AddFieldString is AddField for a name and a value held as strings.

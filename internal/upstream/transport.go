@@ -480,9 +480,8 @@ type FieldAdder interface {
 	// in canonical form. A pair whose name is not a token or is one the
 	// transport writes itself (Host, Content-Length, Transfer-Encoding,
 	// Trailer), or whose value holds a CR, LF or NUL, is left out, as the
-	// map's are. It is
-	// called each time the request is written (once more when it is
-	// sent again on another connection).
+	// map's are. It is called each time the request is written (once more
+	// when it is sent again on another connection).
 	AddedFields() []string
 }
 
